@@ -1,0 +1,116 @@
+"""Adapter interface and registry: one adapter turns one source's files into a VideoDataset."""
+
+from __future__ import annotations
+
+import urllib.error
+import urllib.request
+from abc import ABC, abstractmethod
+from pathlib import Path
+from typing import Any, ClassVar
+
+from vidpop.config import dataset_dir
+from vidpop.data.schema import VideoDataset
+from vidpop.errors import DataNotFoundError, DownloadUnavailableError, VidpopError
+
+_ADAPTERS: dict[str, type[Adapter]] = {}
+
+
+class Adapter(ABC):
+    """Reads one source into vidpop's schema.
+
+    Subclasses set ``name`` (the registry key), ``staged_name`` (the folder under the data
+    root, usually equal to ``name``), ``description`` and ``expected_rows`` (table -> count
+    documented in the source's SOURCE.md, checked by the tests), and implement :meth:`read`.
+    """
+
+    name: ClassVar[str]
+    staged_name: ClassVar[str | None] = None
+    description: ClassVar[str] = ""
+    expected_rows: ClassVar[dict[str, int]] = {}
+    #: Official download location for users with the network (None: no official download).
+    download_url: ClassVar[str | None] = None
+
+    def __init__(self, **options: Any) -> None:
+        self.options = options
+
+    def default_source(self) -> Path:
+        return dataset_dir(self.staged_name or self.name)
+
+    def load(self, src: str | Path | None = None) -> VideoDataset:
+        """Read the dataset from ``src`` (default: the staged copy under the data root)."""
+        path = Path(src) if src is not None else self.default_source()
+        if not path.exists():
+            raise DataNotFoundError(
+                f"{self.name}: no data at {path}. Point VIDPOP_DATA at the folder holding '{self.staged_name or self.name}/', "
+                f"pass the source folder explicitly, or run `vidpop data download {self.name}` where the network allows."
+            )
+        ds = self.read(path)
+        ds.meta.setdefault("adapter", self.name)
+        ds.meta.setdefault("source", str(path))
+        return ds
+
+    @abstractmethod
+    def read(self, path: Path) -> VideoDataset:
+        """Parse the files under ``path``."""
+
+    def download(self, dest: str | Path) -> Path:
+        """Fetch the dataset from its official source into ``dest``.
+
+        The default implementation fetches ``download_url``; adapters with several files override it.
+        Offline, this raises :class:`DownloadUnavailableError` with a clear message.
+        """
+        if not self.download_url:
+            raise VidpopError(f"{self.name}: no official download; pass a local folder instead")
+        dest = Path(dest)
+        dest.mkdir(parents=True, exist_ok=True)
+        target = dest / Path(self.download_url).name
+        fetch_url(self.download_url, target)
+        return dest
+
+
+def fetch_url(url: str, target: Path, timeout: float = 30.0) -> Path:
+    """Download ``url`` to ``target`` atomically; raise a clear error when offline."""
+    tmp = target.with_name(target.name + ".part")
+    try:
+        with urllib.request.urlopen(url, timeout=timeout) as resp, open(tmp, "wb") as fh:  # noqa: S310
+            while chunk := resp.read(1 << 20):
+                fh.write(chunk)
+    except (urllib.error.URLError, TimeoutError, OSError) as exc:
+        tmp.unlink(missing_ok=True)
+        raise DownloadUnavailableError(
+            f"could not download {url} ({exc}). Without network access, pass a local copy of the data instead."
+        ) from exc
+    tmp.replace(target)
+    return target
+
+
+def register_adapter(cls: type[Adapter]) -> type[Adapter]:
+    """Class decorator adding an adapter to the registry under ``cls.name``."""
+    if cls.name in _ADAPTERS and _ADAPTERS[cls.name] is not cls:
+        raise ValueError(f"adapter '{cls.name}' registered twice")
+    _ADAPTERS[cls.name] = cls
+    return cls
+
+
+def adapter_names() -> list[str]:
+    _import_all()
+    return sorted(_ADAPTERS)
+
+
+def get_adapter(name: str, **options: Any) -> Adapter:
+    _import_all()
+    if name not in _ADAPTERS:
+        raise VidpopError(f"unknown adapter '{name}'; known: {', '.join(sorted(_ADAPTERS))}")
+    return _ADAPTERS[name](**options)
+
+
+def _import_all() -> None:
+    # Adapters register themselves on import; import every module of this package once.
+    import importlib
+    import pkgutil
+
+    import vidpop.data.adapters as pkg
+
+    for mod in pkgutil.iter_modules(pkg.__path__):
+        if mod.name != "base":
+            importlib.import_module(f"{pkg.__name__}.{mod.name}")

@@ -1,0 +1,154 @@
+"""Train/validation/test splits shared by every model.
+
+All splits return positional indices (numpy int arrays) into the frame they were built from,
+so that features, labels and side tables can be sliced the same way.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Any
+
+import numpy as np
+import pandas as pd
+
+from vidpop.errors import VidpopError
+
+
+@dataclass
+class Split:
+    """Positional indices of the train, validation and test parts."""
+
+    train: np.ndarray
+    val: np.ndarray
+    test: np.ndarray
+    info: dict[str, Any] = field(default_factory=dict)
+
+    def __post_init__(self) -> None:
+        for name in ("train", "val", "test"):
+            setattr(self, name, np.asarray(getattr(self, name), dtype=np.int64))
+        overlap = (set(self.train) & set(self.test)) | (set(self.train) & set(self.val)) | (set(self.val) & set(self.test))
+        if overlap:
+            raise VidpopError(f"split parts overlap on {len(overlap)} rows")
+
+    def sizes(self) -> dict[str, int]:
+        return {"train": len(self.train), "val": len(self.val), "test": len(self.test)}
+
+
+def random_split(
+    n: int, test_frac: float = 0.2, val_frac: float = 0.1, seed: int = 0, groups: np.ndarray | None = None
+) -> Split:
+    """Seeded random split. With ``groups``, all rows of a group land in the same part (e.g. tracks
+    that repeat across playlists)."""
+    if not 0 <= test_frac < 1 or not 0 <= val_frac < 1 or test_frac + val_frac >= 1:
+        raise VidpopError("test_frac and val_frac must be in [0, 1) and sum below 1")
+    rng = np.random.default_rng(seed)
+    if groups is None:
+        order = rng.permutation(n)
+        n_test, n_val = int(round(n * test_frac)), int(round(n * val_frac))
+        return Split(order[n_test + n_val :], order[n_test : n_test + n_val], order[:n_test], {"kind": "random", "seed": seed})
+    groups = np.asarray(groups)
+    uniq = pd.unique(groups)
+    perm = uniq[rng.permutation(len(uniq))]
+    n_test, n_val = int(round(len(uniq) * test_frac)), int(round(len(uniq) * val_frac))
+    test_g, val_g = set(perm[:n_test]), set(perm[n_test : n_test + n_val])
+    part = np.array([2 if g in test_g else 1 if g in val_g else 0 for g in groups])
+    idx = np.arange(n)
+    return Split(idx[part == 0], idx[part == 1], idx[part == 2], {"kind": "random_grouped", "seed": seed})
+
+
+def temporal_split(
+    times: pd.Series | np.ndarray,
+    cutoff: str | pd.Timestamp,
+    horizon: pd.Timedelta | str | int = 0,
+    val_frac: float = 0.1,
+    test_end: str | pd.Timestamp | None = None,
+) -> Split:
+    """Train on items published before ``cutoff - horizon``, test on items published at/after ``cutoff``.
+
+    ``horizon`` (days if an int) is the gap between the last item seen in training and the first
+    predicted item: predicting *horizon* days ahead. The last ``val_frac`` of the training period
+    (by time) is held out for early stopping. Items without a time are dropped from all parts.
+    """
+    t = pd.to_datetime(pd.Series(np.asarray(times)), utc=True, errors="coerce")
+    cutoff_ts = pd.Timestamp(cutoff)
+    cutoff_ts = cutoff_ts.tz_localize("UTC") if cutoff_ts.tzinfo is None else cutoff_ts
+    gap = pd.Timedelta(days=horizon) if isinstance(horizon, int | np.integer) else pd.Timedelta(horizon)
+    train_end = cutoff_ts - gap
+    idx = np.arange(len(t))
+    known = t.notna().to_numpy()
+    train_mask = known & (t < train_end).to_numpy()
+    test_mask = known & (t >= cutoff_ts).to_numpy()
+    if test_end is not None:
+        end = pd.Timestamp(test_end)
+        end = end.tz_localize("UTC") if end.tzinfo is None else end
+        test_mask &= (t < end).to_numpy()
+    train_idx = idx[train_mask]
+    train_idx = train_idx[np.argsort(t.to_numpy()[train_idx], kind="stable")]
+    n_val = int(round(len(train_idx) * val_frac))
+    val_idx = train_idx[len(train_idx) - n_val :] if n_val else train_idx[:0]
+    train_idx = train_idx[: len(train_idx) - n_val]
+    info = {"kind": "temporal", "cutoff": str(cutoff_ts), "horizon_days": gap.days, "train_end": str(train_end)}
+    return Split(np.sort(train_idx), np.sort(val_idx), idx[test_mask], info)
+
+
+@dataclass
+class UserSplit:
+    """Recommendation split: users in train keep their full history; each test user's history is
+    cut into an *input* part (model may see it) and a *ground-truth* part (never seen in training)."""
+
+    train_users: np.ndarray
+    test_users: np.ndarray
+    #: interactions usable for fitting: all train-user rows + input rows of test users
+    train_interactions: pd.DataFrame
+    #: input period of each test user (history given at prediction time)
+    test_input: pd.DataFrame
+    #: ground truth of each test user (to be predicted)
+    test_truth: pd.DataFrame
+    info: dict[str, Any] = field(default_factory=dict)
+
+
+def _order_key(interactions: pd.DataFrame) -> pd.Series:
+    """Time of each interaction: the timestamp where known, else the position in the sequence."""
+    if "timestamp" in interactions and interactions["timestamp"].notna().all():
+        return interactions["timestamp"].astype("int64").astype("float64")
+    if "position" in interactions and interactions["position"].notna().all():
+        return interactions["position"].astype("float64")
+    raise VidpopError("interactions need a timestamp or a position on every row to split by time")
+
+
+def user_split(
+    interactions: pd.DataFrame,
+    test_frac: float = 0.2,
+    input_frac: float = 0.75,
+    seed: int = 0,
+) -> UserSplit:
+    """Split users (not rows) into train and test; cut each test user's own time span at
+    ``input_frac`` (e.g. 9/12 = "long", 3/12 = "short"). A test user keeps at least one input and
+    one ground-truth item."""
+    if not 0 < input_frac < 1:
+        raise VidpopError("input_frac must be in (0, 1)")
+    df = interactions.copy()
+    df["_t"] = _order_key(df).to_numpy()
+    df = df.sort_values(["user_id", "_t"], kind="stable")
+    users = pd.unique(df["user_id"])
+    rng = np.random.default_rng(seed)
+    perm = users[rng.permutation(len(users))]
+    n_test = int(round(len(users) * test_frac))
+    test_users = np.sort(perm[:n_test].astype(str))
+    train_users = np.sort(perm[n_test:].astype(str))
+    is_test = df["user_id"].isin(set(test_users))
+    test_df = df[is_test]
+    t0 = test_df.groupby("user_id")["_t"].transform("min")
+    t1 = test_df.groupby("user_id")["_t"].transform("max")
+    cut = t0 + input_frac * (t1 - t0)
+    in_input = test_df["_t"] <= cut
+    # guarantee >= 1 input item and >= 1 truth item per test user (rank-based fallback)
+    rank = test_df.groupby("user_id").cumcount()
+    size = test_df.groupby("user_id")["_t"].transform("size")
+    in_input = (in_input | (rank == 0)) & ~((rank == size - 1) & (size > 1))
+    test_input = test_df[in_input].drop(columns="_t")
+    test_truth = test_df[~in_input].drop(columns="_t")
+    train_inter = pd.concat([df[~is_test].drop(columns="_t"), test_input], ignore_index=True)
+    info = {"kind": "user", "test_frac": test_frac, "input_frac": input_frac, "seed": seed, "cut": "per-user time span"}
+    return UserSplit(train_users, test_users, train_inter, test_input.reset_index(drop=True), test_truth.reset_index(drop=True), info)

@@ -1,0 +1,25 @@
+"""Exceptions with messages meant for users (the CLI prints them as one line)."""
+
+
+class VidpopError(Exception):
+    """Base class: an error caused by input or environment, reported without a traceback."""
+
+
+class DataNotFoundError(VidpopError):
+    """A dataset folder or file that an adapter needs is missing."""
+
+
+class DownloadUnavailableError(VidpopError):
+    """A download from an official source failed (typically: no network)."""
+
+
+class SchemaError(VidpopError):
+    """A table does not follow vidpop's schema."""
+
+
+class MissingBackboneError(VidpopError):
+    """A pretrained backbone's weights are not installed."""
+
+
+class NoLabelledDataError(VidpopError):
+    """An evaluation needs labelled items of a kind that the data does not have."""

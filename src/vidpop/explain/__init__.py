@@ -1,0 +1,1 @@
+"""Explanations: Grad-CAM on frames, attention weights, word importance."""

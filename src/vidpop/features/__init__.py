@@ -1,0 +1,1 @@
+"""Feature extraction with offline pretrained encoders, and the on-disk feature store."""

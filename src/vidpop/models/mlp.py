@@ -1,0 +1,69 @@
+"""A plain MLP regressor on a feature matrix: the simplest torch model, and the demo's model."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+import numpy as np
+import torch
+from torch import nn
+
+from vidpop.data.preprocessing import Standardizer
+from vidpop.models.base import VidpopModel
+from vidpop.models.registry import register_model
+from vidpop.training.loop import TrainConfig, fit_module, predict_batched
+
+
+def mlp(sizes: list[int], dropout: float = 0.0, batch_norm: bool = False, act: type[nn.Module] = nn.ReLU) -> nn.Sequential:
+    """Linear layers ``sizes[0] -> ... -> sizes[-1]`` with activation (and optional BN/dropout)
+    between them; the last layer is linear."""
+    layers: list[nn.Module] = []
+    for i in range(len(sizes) - 1):
+        layers.append(nn.Linear(sizes[i], sizes[i + 1]))
+        if i < len(sizes) - 2:
+            if batch_norm:
+                layers.append(nn.BatchNorm1d(sizes[i + 1]))
+            layers.append(act())
+            if dropout:
+                layers.append(nn.Dropout(dropout))
+    return nn.Sequential(*layers)
+
+
+@dataclass
+class MLPConfig:
+    hidden: tuple[int, ...] = (256, 128)
+    dropout: float = 0.1
+    train: TrainConfig = field(default_factory=lambda: TrainConfig(epochs=60, lr=1e-3, weight_decay=1e-4, patience=8))
+
+
+@register_model("mlp")
+class MLPRegressor(VidpopModel):
+    """Multi-output regressor: standardised inputs -> MLP -> targets (e.g. log views)."""
+
+    task = "regression"
+    description = "MLP regressor on a feature matrix (baseline; the demo model)"
+    Config = MLPConfig
+
+    def _build_module(self) -> nn.Module:
+        return mlp([self.n_features_, *self.config.hidden, self.n_targets_], dropout=self.config.dropout)
+
+    def fit(self, X: np.ndarray, y: np.ndarray, X_val: np.ndarray | None = None, y_val: np.ndarray | None = None) -> MLPRegressor:
+        y = np.asarray(y, np.float32).reshape(len(y), -1)
+        self.n_features_, self.n_targets_ = X.shape[1], y.shape[1]
+        self.scaler_ = Standardizer().fit(X)
+        self.module_ = self._build_module()
+        train = {"x": self.scaler_.transform(X), "y": y}
+        val = None
+        if X_val is not None and y_val is not None and len(X_val):
+            val = {"x": self.scaler_.transform(X_val), "y": np.asarray(y_val, np.float32).reshape(len(y_val), -1)}
+
+        def loss_fn(m: nn.Module, b: dict[str, torch.Tensor]) -> tuple[torch.Tensor, dict[str, float]]:
+            return nn.functional.mse_loss(m(b["x"]), b["y"]), {}
+
+        self.history_ = fit_module(self.module_, loss_fn, train, val, self.config.train).as_dict()
+        return self
+
+    def predict(self, X: np.ndarray) -> np.ndarray:
+        self._check_fitted()
+        out = predict_batched(self.module_, lambda m, b: m(b["x"]), {"x": self.scaler_.transform(X)})
+        return out[:, 0] if out.shape[1] == 1 else out

@@ -1,0 +1,1 @@
+"""Training loop, metrics and distributed helpers shared by every model."""

@@ -1,0 +1,179 @@
+"""The one training loop: seeded, mini-batched, early stopping on validation loss, progress bar.
+
+Models supply an ``nn.Module`` and a ``loss_fn(module, batch) -> (loss, logs)``; data are dicts of
+equally long arrays (one key per input modality or target). Nothing model-specific lives here.
+"""
+
+from __future__ import annotations
+
+import copy
+import random
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass, field
+from typing import Any
+
+import numpy as np
+import torch
+from torch import nn
+from tqdm.auto import tqdm
+
+Batch = dict[str, torch.Tensor]
+LossFn = Callable[[nn.Module, Batch], tuple[torch.Tensor, dict[str, float]]]
+ArrayDict = Mapping[str, np.ndarray | torch.Tensor]
+
+
+@dataclass
+class TrainConfig:
+    """Optimisation hyper-parameters shared by every torch model."""
+
+    epochs: int = 50
+    batch_size: int = 64
+    lr: float = 1e-3
+    weight_decay: float = 0.0
+    optimizer: str = "adamw"  # adamw | adam | sgd
+    momentum: float = 0.9  # sgd only
+    patience: int = 5  # epochs without val improvement before stopping; 0 = never stop early
+    grad_clip: float | None = 5.0
+    seed: int = 0
+    progress: bool = True
+    num_threads: int | None = None
+
+
+@dataclass
+class History:
+    epochs: list[dict[str, float]] = field(default_factory=list)
+    best_epoch: int = -1
+    stopped_early: bool = False
+
+    def as_dict(self) -> dict[str, Any]:
+        return {"epochs": self.epochs, "best_epoch": self.best_epoch, "stopped_early": self.stopped_early}
+
+
+def seed_everything(seed: int) -> None:
+    random.seed(seed)
+    np.random.seed(seed)
+    torch.manual_seed(seed)
+
+
+def to_tensors(data: ArrayDict) -> Batch:
+    out: Batch = {}
+    for k, v in data.items():
+        t = v if isinstance(v, torch.Tensor) else torch.from_numpy(np.ascontiguousarray(v))
+        if t.dtype == torch.float64:
+            t = t.float()
+        out[k] = t
+    return out
+
+
+def _length(data: Batch) -> int:
+    lengths = {len(v) for v in data.values()}
+    if len(lengths) != 1:
+        raise ValueError(f"all arrays must have the same length, got {sorted(lengths)}")
+    return lengths.pop()
+
+
+def iterate_batches(data: Batch, batch_size: int, shuffle: bool, generator: torch.Generator | None = None):
+    n = _length(data)
+    order = torch.randperm(n, generator=generator) if shuffle else torch.arange(n)
+    for start in range(0, n, batch_size):
+        idx = order[start : start + batch_size]
+        yield {k: v[idx] for k, v in data.items()}
+
+
+def make_optimizer(params, cfg: TrainConfig) -> torch.optim.Optimizer:
+    if cfg.optimizer == "adamw":
+        return torch.optim.AdamW(params, lr=cfg.lr, weight_decay=cfg.weight_decay)
+    if cfg.optimizer == "adam":
+        return torch.optim.Adam(params, lr=cfg.lr, weight_decay=cfg.weight_decay)
+    if cfg.optimizer == "sgd":
+        return torch.optim.SGD(params, lr=cfg.lr, momentum=cfg.momentum, weight_decay=cfg.weight_decay)
+    raise ValueError(f"unknown optimizer '{cfg.optimizer}' (adamw, adam, sgd)")
+
+
+@torch.no_grad()
+def evaluate_loss(module: nn.Module, loss_fn: LossFn, data: Batch, batch_size: int) -> dict[str, float]:
+    module.eval()
+    n = _length(data)
+    totals: dict[str, float] = {}
+    for batch in iterate_batches(data, batch_size, shuffle=False):
+        loss, logs = loss_fn(module, batch)
+        w = len(next(iter(batch.values()))) / n
+        totals["loss"] = totals.get("loss", 0.0) + float(loss) * w
+        for k, v in logs.items():
+            totals[k] = totals.get(k, 0.0) + float(v) * w
+    return totals
+
+
+def fit_module(
+    module: nn.Module,
+    loss_fn: LossFn,
+    train: ArrayDict,
+    val: ArrayDict | None = None,
+    cfg: TrainConfig | None = None,
+    epoch_callback: Callable[[nn.Module, int], dict[str, float]] | None = None,
+    on_epoch_start: Callable[[int], None] | None = None,
+) -> History:
+    """Train ``module`` in place; on return it holds the weights of the best validation epoch.
+
+    ``epoch_callback(module, epoch)`` may return extra metrics (e.g. accuracy) to log per epoch.
+    ``on_epoch_start(epoch)`` lets a model change something per epoch (e.g. resample negatives).
+    """
+    cfg = cfg or TrainConfig()
+    seed_everything(cfg.seed)
+    if cfg.num_threads:
+        torch.set_num_threads(cfg.num_threads)
+    train_t = to_tensors(train)
+    val_t = to_tensors(val) if val is not None and _length(to_tensors(val)) > 0 else None
+    opt = make_optimizer([p for p in module.parameters() if p.requires_grad], cfg)
+    gen = torch.Generator().manual_seed(cfg.seed)
+    history = History()
+    best = float("inf")
+    best_state = copy.deepcopy(module.state_dict())
+    bad_epochs = 0
+    bar = tqdm(range(cfg.epochs), desc=type(module).__name__, unit="epoch", disable=not cfg.progress)
+    for epoch in bar:
+        if on_epoch_start:
+            on_epoch_start(epoch)
+        module.train()
+        n_seen, running = 0, 0.0
+        for batch in iterate_batches(train_t, cfg.batch_size, shuffle=True, generator=gen):
+            opt.zero_grad(set_to_none=True)
+            loss, _ = loss_fn(module, batch)
+            if not torch.isfinite(loss):
+                raise FloatingPointError(f"loss became {float(loss)} at epoch {epoch}; lower the learning rate")
+            loss.backward()
+            if cfg.grad_clip:
+                nn.utils.clip_grad_norm_(module.parameters(), cfg.grad_clip)
+            opt.step()
+            bs = len(next(iter(batch.values())))
+            running += float(loss) * bs
+            n_seen += bs
+        row: dict[str, float] = {"epoch": epoch, "train_loss": running / max(n_seen, 1)}
+        if val_t is not None:
+            row.update({f"val_{k}": v for k, v in evaluate_loss(module, loss_fn, val_t, cfg.batch_size).items()})
+        if epoch_callback:
+            row.update(epoch_callback(module, epoch))
+        history.epochs.append(row)
+        monitored = row.get("val_loss", row["train_loss"])
+        bar.set_postfix({k: round(v, 4) for k, v in row.items() if k != "epoch"})
+        if monitored < best - 1e-6:
+            best, bad_epochs, history.best_epoch = monitored, 0, epoch
+            best_state = copy.deepcopy(module.state_dict())
+        else:
+            bad_epochs += 1
+            if cfg.patience and bad_epochs >= cfg.patience:
+                history.stopped_early = True
+                break
+    bar.close()
+    module.load_state_dict(best_state)
+    module.eval()
+    return history
+
+
+@torch.no_grad()
+def predict_batched(module: nn.Module, fn: Callable[[nn.Module, Batch], torch.Tensor], data: ArrayDict, batch_size: int = 256) -> np.ndarray:
+    """Apply ``fn(module, batch)`` over ``data`` in batches and concatenate the outputs."""
+    module.eval()
+    data_t = to_tensors(data)
+    outs = [fn(module, b).detach().cpu().numpy() for b in iterate_batches(data_t, batch_size, shuffle=False)]
+    return np.concatenate(outs) if outs else np.zeros((0,), np.float32)
