@@ -17,6 +17,8 @@ import torch
 from torch import nn
 from tqdm.auto import tqdm
 
+from vidpop.training import distributed
+
 Batch = dict[str, torch.Tensor]
 LossFn = Callable[[nn.Module, Batch], tuple[torch.Tensor, dict[str, float]]]
 ArrayDict = Mapping[str, np.ndarray | torch.Tensor]
@@ -126,19 +128,25 @@ def fit_module(
     val_t = to_tensors(val) if val is not None and _length(to_tensors(val)) > 0 else None
     opt = make_optimizer([p for p in module.parameters() if p.requires_grad], cfg)
     gen = torch.Generator().manual_seed(cfg.seed)
+    rank, world_size = distributed.world()
+    # Inside a process group every rank draws the same global batches and trains on its shard.
+    step_fn = distributed.wrap_ddp(module, loss_fn) if world_size > 1 else (lambda b: loss_fn(module, b))
     history = History()
     best = float("inf")
     best_state = copy.deepcopy(module.state_dict())
     bad_epochs = 0
-    bar = tqdm(range(cfg.epochs), desc=type(module).__name__, unit="epoch", disable=not cfg.progress)
+    bar = tqdm(range(cfg.epochs), desc=type(module).__name__, unit="epoch", disable=not cfg.progress or rank > 0)
     for epoch in bar:
         if on_epoch_start:
             on_epoch_start(epoch)
         module.train()
         n_seen, running = 0, 0.0
-        for batch in iterate_batches(train_t, cfg.batch_size, shuffle=True, generator=gen):
+        for global_batch in iterate_batches(train_t, cfg.batch_size, shuffle=True, generator=gen):
+            batch = distributed.shard(global_batch, rank, world_size) if world_size > 1 else global_batch
+            if not len(next(iter(batch.values()))):
+                continue
             opt.zero_grad(set_to_none=True)
-            loss, _ = loss_fn(module, batch)
+            loss, _ = step_fn(batch)
             if not torch.isfinite(loss):
                 raise FloatingPointError(f"loss became {float(loss)} at epoch {epoch}; lower the learning rate")
             loss.backward()
@@ -146,9 +154,9 @@ def fit_module(
                 nn.utils.clip_grad_norm_(module.parameters(), cfg.grad_clip)
             opt.step()
             bs = len(next(iter(batch.values())))
-            running += float(loss) * bs
+            running += float(loss.detach()) * bs
             n_seen += bs
-        row: dict[str, float] = {"epoch": epoch, "train_loss": running / max(n_seen, 1)}
+        row: dict[str, float] = {"epoch": epoch, "train_loss": distributed.all_reduce_mean(running / max(n_seen, 1))}
         if val_t is not None:
             row.update({f"val_{k}": v for k, v in evaluate_loss(module, loss_fn, val_t, cfg.batch_size).items()})
         if epoch_callback:
