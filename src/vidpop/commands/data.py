@@ -9,6 +9,7 @@ import typer
 
 from vidpop.data.adapters import adapter_names, get_adapter
 from vidpop.data.schema import VideoDataset
+from vidpop.errors import VidpopError
 
 NAME = "data"
 app = typer.Typer(no_args_is_help=True)
@@ -22,8 +23,7 @@ def import_(
     option: list[str] = typer.Option([], "--option", help="Adapter option key=value (repeatable)."),
 ) -> None:
     """Read a source with an adapter and write it in vidpop's schema."""
-    opts = dict(o.split("=", 1) for o in option)
-    ds = get_adapter(adapter, **opts).load(src)
+    ds = get_adapter(adapter, **parse_options(option)).load(src)
     ds.save(out)
     typer.echo(f"imported {adapter} -> {out}")
     _print_info(ds)
@@ -47,10 +47,19 @@ def adapters() -> None:
 def download(
     adapter: str = typer.Argument(..., help="Adapter name."),
     dest: Path = typer.Option(..., "--dest", help="Folder to download into."),
+    option: list[str] = typer.Option([], "--option", help="Adapter option key=value (repeatable)."),
 ) -> None:
     """Download a dataset from its official source (needs the network)."""
-    path = get_adapter(adapter).download(dest)
+    path = get_adapter(adapter, **parse_options(option)).download(dest)
     typer.echo(f"downloaded {adapter} -> {path}")
+
+
+def parse_options(option: list[str]) -> dict[str, str]:
+    """``["k=v", ...]`` -> ``{"k": "v"}``; a malformed entry is a user error, not a traceback."""
+    bad = [o for o in option if "=" not in o or not o.split("=", 1)[0].strip()]
+    if bad:
+        raise VidpopError(f"--option takes key=value, got {bad}")
+    return {k.strip(): v for k, v in (o.split("=", 1) for o in option)}
 
 
 def _print_info(ds: VideoDataset) -> None:

@@ -77,8 +77,15 @@ class EngagementScorer:
         return np.where(wsum > 0, np.nansum(norm * w, axis=1) / np.where(wsum > 0, wsum, 1), np.nan)
 
     def transform(self, videos: pd.DataFrame) -> np.ndarray:
-        """Ordinal class 0..n_classes-1 per row (higher = more popular)."""
-        return np.searchsorted(self.cuts_, self.score(videos), side="right").astype(np.int64)
+        """Ordinal class 0..n_classes-1 per row (higher = more popular); -1 for a row with no count.
+
+        (``searchsorted`` would put a NaN score in the top class, i.e. label an unmeasured video as
+        the most popular one; -1 makes such rows explicit so callers drop them.)
+        """
+        score = self.score(videos)
+        cls = np.searchsorted(self.cuts_, score, side="right").astype(np.int64)
+        cls[np.isnan(score)] = -1
+        return cls
 
     def fit_transform(self, videos: pd.DataFrame) -> np.ndarray:
         return self.fit(videos).transform(videos)
@@ -103,7 +110,9 @@ class MedianSplitLabeler:
         return self
 
     def transform(self, videos: pd.DataFrame) -> np.ndarray:
-        return (self.normalised(videos) > self.threshold_).astype(np.int64)
+        """1 above the training median, 0 at or below it, -1 where the value is missing."""
+        v = self.normalised(videos)
+        return np.where(np.isnan(v), -1, v > self.threshold_).astype(np.int64)
 
     def fit_transform(self, videos: pd.DataFrame) -> np.ndarray:
         return self.fit(videos).transform(videos)

@@ -16,8 +16,14 @@ from vidpop.errors import VidpopError
 _TOKEN = re.compile(r"[\w']+", re.UNICODE)
 
 
-def tokenize(text: str) -> list[str]:
-    """Lower-cased word tokens (unicode letters/digits)."""
+def tokenize(text: str | None) -> list[str]:
+    """Lower-cased word tokens (unicode letters/digits); a missing text (None/NaN/NA) has none.
+
+    Without the missing check ``str(nan)`` would become the token "nan" and a missing title would
+    look like a one-word title.
+    """
+    if text is None or text is pd.NA or (isinstance(text, float) and np.isnan(text)):
+        return []
     return _TOKEN.findall(str(text).lower())
 
 
@@ -108,4 +114,6 @@ class Vocabulary:
         return np.array(ids + [self.PAD] * (max_len - len(ids)), dtype=np.int64)
 
     def encode_many(self, texts: Iterable[str], max_len: int) -> np.ndarray:
-        return np.stack([self.encode(t, max_len) for t in texts]) if texts else np.zeros((0, max_len), np.int64)
+        """(n, max_len) int64 ids; accepts any iterable (list, pandas Series, generator)."""
+        rows = [self.encode(t, max_len) for t in texts]
+        return np.stack(rows) if rows else np.zeros((0, max_len), np.int64)

@@ -27,7 +27,8 @@ class Split:
     def __post_init__(self) -> None:
         for name in ("train", "val", "test"):
             setattr(self, name, np.asarray(getattr(self, name), dtype=np.int64))
-        overlap = (set(self.train) & set(self.test)) | (set(self.train) & set(self.val)) | (set(self.val) & set(self.test))
+        tr, va, te = set(self.train.tolist()), set(self.val.tolist()), set(self.test.tolist())
+        overlap = (tr & te) | (tr & va) | (va & te)
         if overlap:
             raise VidpopError(f"split parts overlap on {len(overlap)} rows")
 
@@ -45,12 +46,13 @@ def random_split(
     rng = np.random.default_rng(seed)
     if groups is None:
         order = rng.permutation(n)
-        n_test, n_val = int(round(n * test_frac)), int(round(n * val_frac))
-        return Split(order[n_test + n_val :], order[n_test : n_test + n_val], order[:n_test], {"kind": "random", "seed": seed})
+        n_test, n_val = round(n * test_frac), round(n * val_frac)
+        info = {"kind": "random", "seed": seed}
+        return Split(order[n_test + n_val :], order[n_test : n_test + n_val], order[:n_test], info)
     groups = np.asarray(groups)
     uniq = pd.unique(groups)
     perm = uniq[rng.permutation(len(uniq))]
-    n_test, n_val = int(round(len(uniq) * test_frac)), int(round(len(uniq) * val_frac))
+    n_test, n_val = round(len(uniq) * test_frac), round(len(uniq) * val_frac)
     test_g, val_g = set(perm[:n_test]), set(perm[n_test : n_test + n_val])
     part = np.array([2 if g in test_g else 1 if g in val_g else 0 for g in groups])
     idx = np.arange(n)
@@ -85,10 +87,16 @@ def temporal_split(
         test_mask &= (t < end).to_numpy()
     train_idx = idx[train_mask]
     train_idx = train_idx[np.argsort(t.to_numpy()[train_idx], kind="stable")]
-    n_val = int(round(len(train_idx) * val_frac))
+    n_val = round(len(train_idx) * val_frac)
     val_idx = train_idx[len(train_idx) - n_val :] if n_val else train_idx[:0]
     train_idx = train_idx[: len(train_idx) - n_val]
-    info = {"kind": "temporal", "cutoff": str(cutoff_ts), "horizon_days": gap.days, "train_end": str(train_end)}
+    info = {
+        "kind": "temporal",
+        "cutoff": str(cutoff_ts),
+        "horizon": str(gap),
+        "horizon_days": gap / pd.Timedelta(days=1),
+        "train_end": str(train_end),
+    }
     return Split(np.sort(train_idx), np.sort(val_idx), idx[test_mask], info)
 
 
@@ -125,30 +133,44 @@ def user_split(
 ) -> UserSplit:
     """Split users (not rows) into train and test; cut each test user's own time span at
     ``input_frac`` (e.g. 9/12 = "long", 3/12 = "short"). A test user keeps at least one input and
-    one ground-truth item."""
+    one ground-truth item, so users with a single interaction cannot be test users: they always
+    stay in train (counted in ``info["single_interaction_users"]``); ``test_frac`` is a fraction of
+    the users with two or more interactions."""
     if not 0 < input_frac < 1:
         raise VidpopError("input_frac must be in (0, 1)")
     df = interactions.copy()
     df["_t"] = _order_key(df).to_numpy()
-    df = df.sort_values(["user_id", "_t"], kind="stable")
+    # Ties in time (same timestamp) fall back to the sequence position where there is one.
+    order = ["user_id", "_t", "position"] if "position" in df and df["position"].notna().all() else ["user_id", "_t"]
+    df = df.sort_values(order, kind="stable")
+    size = df.groupby("user_id", sort=False)["_t"].transform("size")
     users = pd.unique(df["user_id"])
+    eligible = pd.unique(df.loc[(size >= 2).to_numpy(), "user_id"])
     rng = np.random.default_rng(seed)
-    perm = users[rng.permutation(len(users))]
-    n_test = int(round(len(users) * test_frac))
-    test_users = np.sort(perm[:n_test].astype(str))
-    train_users = np.sort(perm[n_test:].astype(str))
-    is_test = df["user_id"].isin(set(test_users))
+    perm = eligible[rng.permutation(len(eligible))]
+    n_test = round(len(eligible) * test_frac)
+    # Membership on the original values (ids may be ints); the returned arrays are strings.
+    test_set = set(perm[:n_test].tolist())
+    is_test = df["user_id"].isin(test_set).to_numpy()
+    test_users = np.sort(np.asarray([str(u) for u in perm[:n_test]], dtype=str))
+    train_users = np.sort(np.asarray([str(u) for u in users if u not in test_set], dtype=str))
     test_df = df[is_test]
-    t0 = test_df.groupby("user_id")["_t"].transform("min")
-    t1 = test_df.groupby("user_id")["_t"].transform("max")
-    cut = t0 + input_frac * (t1 - t0)
-    in_input = test_df["_t"] <= cut
+    g = test_df.groupby("user_id", sort=False)["_t"]
+    t0, t1 = g.transform("min"), g.transform("max")
+    in_input = test_df["_t"] <= t0 + input_frac * (t1 - t0)
     # guarantee >= 1 input item and >= 1 truth item per test user (rank-based fallback)
-    rank = test_df.groupby("user_id").cumcount()
-    size = test_df.groupby("user_id")["_t"].transform("size")
-    in_input = (in_input | (rank == 0)) & ~((rank == size - 1) & (size > 1))
-    test_input = test_df[in_input].drop(columns="_t")
-    test_truth = test_df[~in_input].drop(columns="_t")
+    rank = test_df.groupby("user_id", sort=False).cumcount()
+    n_user = g.transform("size")
+    in_input = (in_input | (rank == 0)) & (rank < n_user - 1)
+    test_input = test_df[in_input].drop(columns="_t").reset_index(drop=True)
+    test_truth = test_df[~in_input].drop(columns="_t").reset_index(drop=True)
     train_inter = pd.concat([df[~is_test].drop(columns="_t"), test_input], ignore_index=True)
-    info = {"kind": "user", "test_frac": test_frac, "input_frac": input_frac, "seed": seed, "cut": "per-user time span"}
-    return UserSplit(train_users, test_users, train_inter, test_input.reset_index(drop=True), test_truth.reset_index(drop=True), info)
+    info = {
+        "kind": "user",
+        "test_frac": test_frac,
+        "input_frac": input_frac,
+        "seed": seed,
+        "cut": "per-user time span",
+        "single_interaction_users": len(users) - len(eligible),
+    }
+    return UserSplit(train_users, test_users, train_inter, test_input, test_truth, info)

@@ -41,8 +41,9 @@ class Adapter(ABC):
         path = Path(src) if src is not None else self.default_source()
         if not path.exists():
             raise DataNotFoundError(
-                f"{self.name}: no data at {path}. Point VIDPOP_DATA at the folder holding '{self.staged_name or self.name}/', "
-                f"pass the source folder explicitly, or run `vidpop data download {self.name}` where the network allows."
+                f"{self.name}: no data at {path}. Point VIDPOP_DATA at the folder holding "
+                f"'{self.staged_name or self.name}/', pass the source folder explicitly, or run "
+                f"`vidpop data download {self.name}` where the network allows."
             )
         ds = self.read(path)
         ds.meta.setdefault("adapter", self.name)
@@ -68,11 +69,15 @@ class Adapter(ABC):
         return dest
 
 
-def fetch_url(url: str, target: Path, timeout: float = 30.0) -> Path:
-    """Download ``url`` to ``target`` atomically; raise a clear error when offline."""
+def fetch_url(url: str, target: Path, timeout: float = 30.0, headers: dict[str, str] | None = None) -> Path:
+    """Download ``url`` to ``target`` atomically; raise a clear error when offline.
+
+    ``headers`` are sent with the request (some servers refuse urllib's default User-Agent).
+    """
     tmp = target.with_name(target.name + ".part")
     try:
-        with urllib.request.urlopen(url, timeout=timeout) as resp, open(tmp, "wb") as fh:  # noqa: S310
+        req = urllib.request.Request(url, headers=headers or {})
+        with urllib.request.urlopen(req, timeout=timeout) as resp, open(tmp, "wb") as fh:
             while chunk := resp.read(1 << 20):
                 fh.write(chunk)
     except (urllib.error.URLError, TimeoutError, OSError) as exc:
