@@ -19,6 +19,8 @@ from typing import Any, Protocol
 import numpy as np
 from tqdm.auto import tqdm
 
+from vidpop.errors import MissingBackboneError
+
 
 @dataclass(frozen=True)
 class ErrorRow:
@@ -98,6 +100,8 @@ class FeatureStore:
             tmp = d / f".{stem}.npz.tmp"
             with open(tmp, "wb") as fh:
                 np.savez(fh, **arrays)
+                fh.flush()
+                os.fsync(fh.fileno())
             tmp.replace(d / f"{stem}.npz")
         if result.errors:
             tmp = d / f".{stem}.errors.json.tmp"
@@ -185,7 +189,9 @@ def run_extraction(
         batch = todo[start : start + batch_size]
         try:
             result = extractor.extract(batch)
-        except Exception:  # noqa: BLE001 - isolate the failing item below
+        except MissingBackboneError:  # the environment, not the items: never store it as error rows
+            raise
+        except Exception:  # isolate the failing item below
             result = _extract_one_by_one(extractor, batch, item_id)
         store.write_part(extractor.name, extractor.version, result)
         extracted += len(result.ids)
@@ -193,7 +199,8 @@ def run_extraction(
         bar.update(len(batch))
         bar.set_postfix(errors=errors)
     bar.close()
-    return RunReport(extractor.name, len(todo_all), len(todo_all) - len(todo), extracted, errors, time.perf_counter() - t0)
+    seconds = time.perf_counter() - t0
+    return RunReport(extractor.name, len(todo_all), len(todo_all) - len(todo), extracted, errors, seconds)
 
 
 def _extract_one_by_one(extractor: Extractor, batch: list[Any], item_id: Callable[[Any], str]) -> ExtractResult:
@@ -204,7 +211,9 @@ def _extract_one_by_one(extractor: Extractor, batch: list[Any], item_id: Callabl
     for it in batch:
         try:
             r = extractor.extract([it])
-        except Exception as exc:  # noqa: BLE001
+        except MissingBackboneError:
+            raise
+        except Exception as exc:  # one bad item -> one error row
             errs.append(ErrorRow(item_id(it), "extract", f"{type(exc).__name__}: {exc}"))
             continue
         ids.extend(r.ids)
