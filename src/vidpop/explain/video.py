@@ -1,0 +1,68 @@
+"""Explain one clip: sample its frames, run them through the image CNN and the attention model, and
+write the Grad-CAM / attention / word-importance PNGs and JSON (the API entry point)."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from vidpop.errors import VidpopError
+from vidpop.explain.gradcam import explain_clip
+from vidpop.explain.render import render_explanation
+
+#: frames are decoded at this height (aspect kept): enough for the 224-px CNN input and the PNGs
+FRAME_HEIGHT = 224
+
+
+def read_clip(video_path: str | Path, n_frames: int, seconds: float) -> tuple[list[np.ndarray], list[float]]:
+    """``n_frames`` RGB frames evenly spread over the first ``seconds`` of the clip, and their times."""
+    from vidpop.features.video import probe, sample_frames
+
+    info = probe(video_path)
+    width = max(2, round(FRAME_HEIGHT * info.width / max(info.height, 1)) // 2 * 2)
+    return sample_frames(video_path, n_frames=n_frames, first_seconds=seconds, resize=(width, FRAME_HEIGHT))
+
+
+def explain_video(
+    model: Any,
+    video_path: str | Path,
+    title: str,
+    out_dir: str | Path,
+    n_frames: int | None = None,
+    seconds: float | None = None,
+    note: str = "",
+) -> dict[str, Any]:
+    """Explain ``model``'s popularity prediction for one clip; returns the JSON written to
+    ``out_dir/explanation.json`` (frame timestamps, α, heatmaps, overlay PNG paths, words + β).
+
+    Frames: ``n_frames`` (default: the model's) over the first ``seconds`` (default: the model's).
+    Grad-CAM runs end to end: raw frames -> backbone conv map -> pooled -> model -> popular-class score.
+    ``note`` (e.g. what the model was trained on) is printed under the figure's title and kept in the JSON.
+    """
+    from vidpop.models.attention_explain import AttentionExplainModel
+
+    if not isinstance(model, AttentionExplainModel):
+        raise VidpopError(f"explain_video needs an attention_explain model, got {type(model).__name__}")
+    cfg = model.config
+    title = (title or "").strip()
+    frames: list[np.ndarray] = []
+    times: list[float] = []
+    images = None
+    if cfg.uses_frames:
+        frames, times = read_clip(video_path, n_frames or cfg.n_frames, seconds or cfg.seconds)
+        images = model.backbone().preprocess(frames)
+    expl = explain_clip(model, images, title)
+    data = render_explanation(frames, times, expl, title, out_dir, source=Path(video_path).name, note=note)
+    data["model"] = {
+        "name": model.model_name,
+        "modalities": cfg.modalities,
+        "frame_pooling": cfg.frame_pooling,
+        "headline_pooling": cfg.headline_pooling,
+        "backbone": cfg.backbone,
+    }
+    import json
+
+    (Path(out_dir) / "explanation.json").write_text(json.dumps(data, indent=1, ensure_ascii=False))
+    return data
