@@ -5,7 +5,6 @@ from __future__ import annotations
 from collections.abc import Sequence
 
 import numpy as np
-from scipy import stats
 
 
 def _xy(y_true: Sequence[float], y_pred: Sequence[float]) -> tuple[np.ndarray, np.ndarray]:
@@ -42,6 +41,8 @@ def spearman(y_true: Sequence[float], y_pred: Sequence[float]) -> float:
     a, b = _xy(y_true, y_pred)
     if np.ptp(a) == 0 or np.ptp(b) == 0:
         return float("nan")
+    from scipy import stats  # imported here: scipy.stats costs ~1 s at CLI start-up
+
     return float(stats.spearmanr(a, b).statistic)
 
 

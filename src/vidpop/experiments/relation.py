@@ -1,0 +1,270 @@
+"""Experiments of the relation network + multi-task regressor: the paper's horizon evaluation and the
+ablation (DNN, DNN+MTL, DNN+RN+MTL; optionally DNN+RN) against LightGBM on the same features and split.
+
+Protocol per horizon H: ``temporal_split(times, cutoff, H)`` — train (and the last 10 % of it as
+validation, for early stopping) on titles released before ``cutoff - H``, test on titles released at or
+after ``cutoff``. Wide features are fitted on the training rows only. The competitor pool of every row
+is the set of titles released before ``cutoff - H`` (labelled or not: competitors contribute features,
+never labels), and a competitor must be released strictly before its target, so no future title and no
+test-period title is ever a competitor. Targets: log1p(views) (main) and log1p(aux) (auxiliary).
+"""
+
+from __future__ import annotations
+
+import dataclasses
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from typing import Any
+
+import numpy as np
+import pandas as pd
+
+from vidpop.data.adapters.base import get_adapter
+from vidpop.data.schema import VideoDataset
+from vidpop.data.splits import Split, temporal_split
+from vidpop.errors import NoLabelledDataError, VidpopError
+from vidpop.models.lightgbm_baseline import LightGBMConfig, LightGBMRegressor
+from vidpop.models.relation_features import (
+    DATASET_PRESETS,
+    WideFeatureBuilder,
+    WideFeatureConfig,
+    relation_inputs,
+    select_related,
+)
+from vidpop.models.relation_mtl import RelationMTLConfig, RelationMTLRegressor
+from vidpop.training import metrics
+
+#: ablation variant -> (use_relation, uses the auxiliary task)
+VARIANTS: dict[str, tuple[bool, bool]] = {
+    "DNN": (False, False),
+    "DNN+MTL": (False, True),
+    "DNN+RN": (True, False),
+    "DNN+RN+MTL": (True, True),
+}
+DEFAULT_VARIANTS = ("DNN", "DNN+MTL", "DNN+RN+MTL", "LightGBM")
+
+
+@dataclass
+class RelationSetup:
+    """Everything an ablation run needs besides the data."""
+
+    dataset: str = "bilibili_bangumi_series"
+    horizons: tuple[int, ...] = (7, 180, 360)
+    #: test titles are those released at/after the cutoff; default: the 90 % quantile of release dates (month start)
+    cutoff: str | None = None
+    n_related: int = 3
+    same_category: bool = False
+    features: WideFeatureConfig | None = None
+    model: RelationMTLConfig = field(default_factory=RelationMTLConfig)
+    lightgbm: LightGBMConfig = field(default_factory=LightGBMConfig)
+    target: str = "views"
+    aux: str = "follows"
+    #: a 0/1 column: only rows with 1 are labelled (train/test); the others still serve as competitors
+    label_filter: str = ""
+
+
+def setup_for(dataset: str, **overrides: Any) -> RelationSetup:
+    """The dataset's preset (feature columns, auxiliary target) with ``overrides`` applied."""
+    preset = DATASET_PRESETS.get(dataset, {})
+    feats = WideFeatureConfig(**preset.get("features", {}))
+    extra = {k: preset[k] for k in ("target", "aux", "label_filter", "cutoff") if k in preset}
+    overrides = {k: v for k, v in overrides.items() if not (k == "cutoff" and v is None)}
+    base = RelationSetup(dataset=dataset, features=feats, **extra)
+    return dataclasses.replace(base, **overrides)
+
+
+def load_dated(dataset: str) -> VideoDataset:
+    """The adapter's dataset restricted to titles with a release date (the only ones a temporal split uses)."""
+    ds = get_adapter(dataset).load()
+    dated = ds.videos["published_at"].notna()
+    if not dated.any():
+        raise NoLabelledDataError(f"{dataset}: no title has a release date; the temporal protocol needs one")
+    return ds.subset(ds.videos.loc[dated, "video_id"].tolist())
+
+
+def default_cutoff(times: pd.Series, quantile: float = 0.9) -> pd.Timestamp:
+    t = pd.to_datetime(times, utc=True).dropna()
+    q = t.quantile(quantile)
+    return pd.Timestamp(year=q.year, month=q.month, day=1, tz="UTC")
+
+
+def title_embeddings(ds: VideoDataset, mode: str, progress: bool = True) -> np.ndarray | None:
+    """MiniLM title vectors aligned to ``ds.videos`` when the features ask for them (cached in the store)."""
+    if mode != "minilm":
+        return None
+    from vidpop.features.extract import dataset_features
+
+    values, _present = dataset_features(ds, "title_minilm", progress=progress)
+    return values
+
+
+@dataclass
+class Prepared:
+    """Features, targets, split and competitors of one horizon."""
+
+    split: Split
+    features: np.ndarray  # standardised wide features of every row
+    y: np.ndarray  # (n, 2): log1p(target), log1p(aux)
+    related: np.ndarray  # (n, n_related) positions, -1 = padding
+    feature_names: list[str]
+    builder: WideFeatureBuilder
+
+    def inputs(self, rows: np.ndarray) -> dict[str, np.ndarray]:
+        return relation_inputs(self.features, self.related[rows], rows)
+
+
+def prepare(ds: VideoDataset, setup: RelationSetup, horizon: int, title_emb: np.ndarray | None = None) -> Prepared:
+    v = ds.videos
+    for col in (setup.target, setup.aux):
+        if col not in v:
+            raise VidpopError(f"{ds.name} has no '{col}' column")
+    y = np.stack([np.log1p(v[setup.target].to_numpy(np.float64)), np.log1p(v[setup.aux].to_numpy(np.float64))], axis=1)
+    cutoff = pd.Timestamp(setup.cutoff, tz="UTC") if setup.cutoff else default_cutoff(v["published_at"])
+    labelled = np.isfinite(y[:, 0])
+    if setup.label_filter:
+        if setup.label_filter not in v:
+            raise VidpopError(f"{ds.name} has no '{setup.label_filter}' column to select labelled rows")
+        labelled &= v[setup.label_filter].to_numpy(np.float64) == 1
+    # split the labelled rows only (the validation part = the latest 10 % of labelled training titles) ...
+    split = temporal_split(v["published_at"].where(labelled), cutoff, horizon)
+    # ... while every title released before cutoff - horizon, labelled or not, may be a competitor
+    pool = np.flatnonzero((v["published_at"] < pd.Timestamp(split.info["train_end"])).to_numpy())
+    if len(split.train) < 20 or len(split.test) == 0:
+        raise NoLabelledDataError(
+            f"{ds.name}, horizon {horizon} d, cutoff {cutoff:%Y-%m-%d}: {len(split.train)} labelled training and "
+            f"{len(split.test)} test titles; too few for this horizon"
+        )
+    builder = WideFeatureBuilder(setup.features)
+    tr = split.train
+    emb = (lambda rows: None) if title_emb is None else (lambda rows: title_emb[rows])
+    fitted = builder.fit_transform(v.iloc[tr], y[tr, 0], emb(tr))
+    feats = builder.transform(v, emb(np.arange(len(v))))
+    feats[tr] = fitted  # training rows keep their leave-one-out author statistics
+    cats = v["category"] if setup.same_category else None
+    related = select_related(v["published_at"], np.arange(len(v)), pool, setup.n_related, cats)
+    split.info.update(cutoff=str(cutoff), n_pool=len(pool))
+    return Prepared(split, feats, y, related, builder.feature_names_, builder)
+
+
+def _report(y_true: np.ndarray, pred: np.ndarray) -> dict[str, float]:
+    return {
+        "r2": metrics.r2(y_true, pred),
+        "mae": metrics.mae(y_true, pred),
+        "spearman": metrics.spearman(y_true, pred),
+    }
+
+
+def run_variant(
+    prep: Prepared, variant: str, setup: RelationSetup, seed: int, progress: bool = False
+) -> tuple[dict[str, float], Any]:
+    """Train one variant on the prepared split; test metrics on log1p(target) and the fitted model."""
+    s = prep.split
+    if variant == "LightGBM":
+        model: Any = LightGBMRegressor(dataclasses.replace(setup.lightgbm, seed=seed))
+        model.fit(prep.features[s.train], prep.y[s.train, 0], prep.features[s.val], prep.y[s.val, 0])
+        pred = model.predict(prep.features[s.test])
+        return _report(prep.y[s.test, 0], pred), model
+    if variant not in VARIANTS:
+        raise VidpopError(f"unknown variant '{variant}'; known: {[*VARIANTS, 'LightGBM']}")
+    use_rel, mtl = VARIANTS[variant]
+    cfg = setup.model
+    # an MTL variant keeps the configured λ (0.5 if the config says 0); the others drop the aux head
+    aux_weight = (cfg.aux_weight or 0.5) if mtl else 0.0
+    cfg = dataclasses.replace(
+        cfg,
+        use_relation=use_rel,
+        aux_weight=aux_weight,
+        train=dataclasses.replace(cfg.train, seed=seed, progress=progress),
+    )
+    model = RelationMTLRegressor(cfg)
+    model.fit(prep.inputs(s.train), prep.y[s.train], prep.inputs(s.val), prep.y[s.val])
+    pred = model.predict(prep.inputs(s.test))
+    return _report(prep.y[s.test, 0], pred), model
+
+
+def ablation(
+    setup: RelationSetup,
+    variants: tuple[str, ...] = DEFAULT_VARIANTS,
+    seeds: int = 3,
+    progress: bool = True,
+    ds: VideoDataset | None = None,
+    on_horizon: Callable[[dict[str, Any]], None] | None = None,
+) -> dict[str, Any]:
+    """R², MAE and Spearman (mean and std over ``seeds``) per horizon and variant on the test titles.
+
+    ``on_horizon(result_so_far)`` is called after each horizon (the CLI writes partial results with it).
+    """
+    from tqdm.auto import tqdm
+
+    ds = ds if ds is not None else load_dated(setup.dataset)
+    emb = title_embeddings(ds, setup.features.title if setup.features else "none", progress)
+    t = ds.videos["published_at"]
+    out: dict[str, Any] = {
+        "dataset": setup.dataset,
+        "n_titles_dated": len(ds.videos),
+        "time_span": [f"{t.min():%Y-%m-%d}", f"{t.max():%Y-%m-%d}"],
+        "seeds": seeds,
+        "setup": dataclasses.asdict(setup),
+        "horizons": {},
+    }
+    jobs = [(h, v, s) for h in setup.horizons for v in variants for s in range(seeds)]
+    bar = tqdm(total=len(jobs), desc="relation ablation", disable=not progress)
+    for h in setup.horizons:
+        prep = prepare(ds, setup, h, emb)
+        info = {
+            **prep.split.sizes(),
+            "cutoff": prep.split.info["cutoff"],
+            "train_end": prep.split.info["train_end"],
+            "n_features": prep.features.shape[1],
+            "rows": {},
+        }
+        has_rel = (prep.related[prep.split.test] >= 0).sum(axis=1)
+        info["test_mean_competitors"] = float(has_rel.mean())
+        for v in variants:
+            runs = []
+            for s in range(seeds):
+                runs.append(run_variant(prep, v, setup, seed=s)[0])
+                bar.update(1)
+            info["rows"][v] = {k: float(np.mean([r[k] for r in runs])) for k in runs[0]} | {
+                f"{k}_std": float(np.std([r[k] for r in runs])) for k in runs[0]
+            }
+        out["horizons"][str(h)] = info
+        if on_horizon:
+            on_horizon(out)
+    bar.close()
+    return out
+
+
+def ordering_held(result: dict[str, Any]) -> dict[str, bool]:
+    """Per horizon: did R² follow DNN < DNN+MTL < DNN+RN+MTL (the paper's ordering)?"""
+    held = {}
+    for h, info in result["horizons"].items():
+        rows = info["rows"]
+        if all(k in rows for k in ("DNN", "DNN+MTL", "DNN+RN+MTL")):
+            held[h] = rows["DNN"]["r2"] < rows["DNN+MTL"]["r2"] < rows["DNN+RN+MTL"]["r2"]
+    return held
+
+
+def markdown_table(result: dict[str, Any]) -> str:
+    lines = [
+        f"### relation ablation — {result['dataset']} "
+        f"(test: released at/after the cutoff; mean ± std over {result['seeds']} seeds)",
+        "",
+    ]
+    lines.append("| horizon (d) | train / val / test | model | R² | MAE (log) | Spearman |")
+    lines.append("|---|---|---|---|---|---|")
+    for h, info in result["horizons"].items():
+        sizes = f"{info['train']} / {info['val']} / {info['test']}"
+        for v, r in info["rows"].items():
+            lines.append(
+                f"| {h} | {sizes} | {v} | {r['r2']:.3f} ± {r['r2_std']:.3f} | {r['mae']:.3f} ± {r['mae_std']:.3f} | "
+                f"{r['spearman']:.3f} ± {r['spearman_std']:.3f} |"
+            )
+    held = ordering_held(result)
+    if held:
+        lines += [
+            "",
+            "DNN < DNN+MTL < DNN+RN+MTL (R²) held: "
+            + ", ".join(f"{h} d: {'yes' if ok else 'no'}" for h, ok in held.items()),
+        ]
+    return "\n".join(lines)
