@@ -1,0 +1,244 @@
+"""Recommend videos: protocol tables, leave-one-out, training and top-k for a (new) user."""
+
+from __future__ import annotations
+
+import json
+import time
+from pathlib import Path
+from typing import TYPE_CHECKING
+
+import numpy as np
+import pandas as pd
+import typer
+
+from vidpop.errors import VidpopError
+
+if TYPE_CHECKING:  # keep `vidpop --help` fast: torch is imported only by the commands that need it
+    from vidpop.models.recommender import RecData, Recommender
+
+NAME = "rec"
+app = typer.Typer(no_args_is_help=True)
+
+PAPER_NOTE = "paper's filter: users with > 10 interactions (--min-user-interactions 11)"
+
+
+def _load(dataset: str):  # -> VideoDataset
+    from vidpop.data.adapters import get_adapter
+
+    return get_adapter(dataset).load()
+
+
+def _emit(text: str, lines: list[str]) -> None:
+    typer.echo(text)
+    lines.append(text)
+
+
+@app.command("tables")
+def tables(
+    dataset: str = typer.Option("microlens", help="adapter name of a dataset with interactions"),
+    min_user_interactions: int = typer.Option(
+        5, help="users with at least N interactions (5 = all of MicroLens-50k; 11 = the paper's >10)"
+    ),
+    min_item_users: int = typer.Option(1, help="videos seen by at least M training users"),
+    k: int = typer.Option(5, help="k of P@k, R@k, F1@k (HR and NDCG are @10)"),
+    max_users: int | None = typer.Option(None, help="evaluate a seeded sample of N test users (training unchanged)"),
+    epochs: int | None = typer.Option(None, help="cap epochs of the torch models (speed); ALS keeps its sweeps"),
+    tables_: str = typer.Option("long,short,cold,ablation", "--tables", help="which tables to run"),
+    include_seen: bool = typer.Option(False, help="keep already-seen videos among the candidates"),
+    seed: int = typer.Option(0),
+    progress: bool = typer.Option(False, help="progress bars of training and evaluation"),
+    interest_rnn: bool = typer.Option(True, help="include the interest-RNN rows (--no-interest-rnn: baselines only)"),
+    out: Path | None = typer.Option(None, help="write tables.md and tables.json here"),
+) -> None:
+    """Single-network (long, short), cold-start and ablation tables under the shared protocol."""
+    from vidpop.training.rec_protocol import ProtocolConfig, make_user_split, metric_names
+    from vidpop.training.rec_tables import (
+        ablation_rows,
+        cold_rows,
+        describe_split,
+        markdown_table,
+        run_rows,
+        single_rows,
+    )
+
+    wanted = [t.strip() for t in tables_.split(",") if t.strip()]
+    unknown = set(wanted) - {"long", "short", "cold", "ablation"}
+    if unknown:
+        raise VidpopError(f"unknown table(s) {sorted(unknown)}; choose from long, short, cold, ablation")
+    t_start = time.perf_counter()
+    ds = _load(dataset)
+    lines: list[str] = []
+    _emit(f"# Recommendation tables on {dataset} (min {min_user_interactions} interactions/user; {PAPER_NOTE})", lines)
+    _emit(
+        f"protocol: 80/20 user split (seed {seed}); input = first 9/12 (long) or 3/12 (short) of each user's "
+        f"own span; seen items {'kept' if include_seen else 'excluded'}; max test users evaluated: "
+        f"{max_users or 'all'}; epochs cap: {epochs or 'model defaults'}",
+        lines,
+    )
+    results: dict[str, list] = {}
+    cache: dict = {}
+    plan = [
+        ("long", "Single network, long mode (input = first 9/12 of each user's span)", "long", False, single_rows),
+        ("short", "Single network, short mode (input = first 3/12)", "short", False, single_rows),
+        ("cold", "Cold start (long mode; text stream of the input period only, no video ids)", "long", True, cold_rows),
+        ("ablation", "Ablation (long mode)", "long", False, ablation_rows),
+    ]
+    for key, title, mode, cold, rows_fn in plan:
+        if key not in wanted:
+            continue
+        cfg = ProtocolConfig(
+            mode=mode,
+            cold_start=cold,
+            min_user_interactions=min_user_interactions,
+            min_item_users=min_item_users,
+            k=k,
+            seed=seed,
+            max_test_users=max_users,
+            exclude_seen=not include_seen,
+            progress=progress,
+        )
+        split = make_user_split(ds, cfg)
+        _emit(f"\n{title}: {describe_split(split)}", lines)
+        rows = rows_fn(interest_rnn)
+        for r in rows:
+            if r.model is None and not interest_rnn:
+                r.note = "skipped (--no-interest-rnn)"
+        res = run_rows(rows, split, cfg, ds, epochs, cache, log=typer.echo)
+        results[key] = res
+        _emit("\n" + markdown_table(title, res, metric_names(cfg)), lines)
+    _emit(f"total {time.perf_counter() - t_start:.0f} s", lines)
+    if out:
+        out.mkdir(parents=True, exist_ok=True)
+        (out / "tables.md").write_text("\n".join(lines) + "\n")
+        (out / "tables.json").write_text(json.dumps(results, indent=2, default=str))
+        typer.echo(f"wrote {out / 'tables.md'} and tables.json")
+
+
+@app.command("loo")
+def loo(
+    dataset: str = typer.Option("microlens"),
+    min_user_interactions: int = typer.Option(5),
+    max_users: int | None = typer.Option(None, help="evaluate a seeded sample of N users"),
+    epochs: int | None = typer.Option(None),
+    models: str | None = typer.Option(
+        None, help="comma-separated registered models (default: the single-network rows)"
+    ),
+    seed: int = typer.Option(0),
+    progress: bool = typer.Option(False),
+    out: Path | None = typer.Option(None),
+) -> None:
+    """Leave-one-out by time (last item test, previous validation), full ranking, HR@10 / NDCG@10."""
+    from vidpop.training.rec_protocol import ProtocolConfig, loo_split
+    from vidpop.training.rec_tables import Row, describe_split, markdown_table, run_rows, single_rows
+
+    ds = _load(dataset)
+    cfg = ProtocolConfig(
+        min_user_interactions=min_user_interactions, max_test_users=max_users, seed=seed, progress=progress
+    )
+    split = loo_split(ds, cfg)
+    rows = [Row(m.strip(), m.strip()) for m in models.split(",")] if models else single_rows()
+    typer.echo(f"leave-one-out on {dataset}: {describe_split(split)}")
+    res = run_rows(rows, split, cfg, ds, epochs, log=typer.echo)
+    table = markdown_table("Leave-one-out (full ranking, seen excluded)", res, ["HR@10", "NDCG@10"])
+    typer.echo("\n" + table)
+    if out:
+        out.mkdir(parents=True, exist_ok=True)
+        (out / "loo.md").write_text(table)
+        (out / "loo.json").write_text(json.dumps(res, indent=2, default=str))
+
+
+def _parse_options(option: list[str]) -> dict:
+    opts = {}
+    for o in option:
+        if "=" not in o:
+            raise VidpopError(f"--option takes key=value, got {o!r}")
+        key, value = o.split("=", 1)
+        try:
+            opts[key] = json.loads(value)
+        except json.JSONDecodeError:
+            opts[key] = value
+    return opts
+
+
+def save_recommender(model: Recommender, data: RecData, out: Path) -> Path:
+    """Save a fitted recommender plus ``items.parquet`` (id, title, text per item index), which
+    ``vidpop rec recommend`` needs to turn video ids into indices and back."""
+    from vidpop.data.sequences import item_texts
+
+    model.save(out)
+    titles = data.items["title"] if "title" in data.items else pd.Series([""] * data.n_items)
+    items = pd.DataFrame(
+        {"video_id": data.item_ids, "title": titles.fillna("").astype(str), "text": item_texts(data.items)}
+    )
+    items.to_parquet(out / "items.parquet", index=False)
+    return out
+
+
+@app.command("train")
+def train(
+    model: str = typer.Argument(..., help="registered recommender, e.g. rec_lfm, rec_cb, interest_rnn"),
+    out: Path = typer.Option(..., help="directory of the saved model"),
+    dataset: str = typer.Option("microlens"),
+    min_user_interactions: int = typer.Option(5),
+    epochs: int | None = typer.Option(None),
+    option: list[str] = typer.Option([], help="config override key=value (JSON values), repeatable"),
+) -> None:
+    """Train a recommender on all (filtered) interactions of a dataset and save it with its item list."""
+    from vidpop.data.sequences import SequenceFilter, attach_item_features, dataset_to_rec_data
+    from vidpop.models.recommender import Recommender
+    from vidpop.training.rec_protocol import needed_item_features
+    from vidpop.training.rec_tables import Row, build_row_model
+
+    rec = build_row_model(Row(model, model, _parse_options(option)), epochs, progress=True)
+    if not isinstance(rec, Recommender):
+        raise VidpopError(f"'{model}' is not a recommender")
+    ds = _load(dataset)
+    data = dataset_to_rec_data(ds, SequenceFilter(min_user_interactions=min_user_interactions))
+    attach_item_features(data, ds, needed_item_features(rec))
+    t0 = time.perf_counter()
+    rec.fit(data)
+    save_recommender(rec, data, out)
+    typer.echo(
+        f"trained {model} on {data.n_users} users, {data.n_items} items in {time.perf_counter() - t0:.1f} s -> {out}"
+    )
+
+
+@app.command("recommend")
+def recommend(
+    model_dir: Path = typer.Argument(..., help="a directory written by `vidpop rec train`"),
+    history: str | None = typer.Option(None, help="comma-separated video ids watched, oldest first"),
+    text: str | None = typer.Option(None, help="what the user says they like (cold-start models)"),
+    k: int = typer.Option(10),
+    include_seen: bool = typer.Option(False),
+) -> None:
+    """Top-k videos for a (brand-new) user given a few watched ids and/or some text."""
+    from vidpop.models.base import load_model
+    from vidpop.models.recommender import UserQuery
+
+    if not history and not text:
+        raise VidpopError("give --history id1,id2,... and/or --text '...'")
+    items_path = model_dir / "items.parquet"
+    if not items_path.exists():
+        raise VidpopError(f"{model_dir} has no items.parquet; train it with `vidpop rec train`")
+    items = pd.read_parquet(items_path)
+    model = load_model(model_dir)
+    index = pd.Index(items["video_id"].astype(str))
+    ids = [h.strip() for h in (history or "").split(",") if h.strip()]
+    codes = index.get_indexer(ids) if ids else np.zeros(0, np.int64)
+    unknown = [i for i, c in zip(ids, codes, strict=True) if c < 0]
+    if unknown:
+        typer.secho(f"ignoring {len(unknown)} video id(s) outside the model's vocabulary: {unknown[:5]}", err=True)
+    hist = np.asarray(codes[codes >= 0], np.int64)
+    if getattr(model, "uses_text", False):
+        # a text model hears words only: the user's text, else the titles/tags of the videos they named
+        query_text = text or " . ".join(items["text"].iloc[hist].tolist())
+        query = UserQuery(history=np.zeros(0, np.int64), text=query_text)
+        if not query_text.strip():
+            raise VidpopError("this cold-start model needs --text (or known video ids to describe the user)")
+    else:
+        if not len(hist):
+            raise VidpopError(f"{model.model_name} ranks from watched videos: give known ids with --history")
+        query = UserQuery(history=hist, times=np.arange(len(hist), dtype="float64"), text=text)
+    top = model.recommend([query], k=k, exclude_seen=not include_seen)[0]
+    for rank, j in enumerate(top, 1):
+        typer.echo(f"{rank:3d}  {items['video_id'].iloc[j]:>8s}  {items['title'].iloc[j]}")
