@@ -1,0 +1,306 @@
+"""The one evaluation protocol of every vidpop recommender (RecBole-like, leak-free by construction).
+
+NOTES FOR MODEL AUTHORS (read this if you write a :class:`~vidpop.models.recommender.Recommender`)
+------------------------------------------------------------------------------------------------
+* ``fit(split.train)`` gets a :class:`RecData` built ONLY from the *training view*: all interactions of
+  the training users plus (single-network modes) the input period of each test user, as extra users.
+  In cold-start mode the test users contribute nothing to it. ``item_ids`` (the candidate set) are the
+  videos seen in that view (``min_item_users`` distinct users); ``user_texts`` are the training users'
+  text streams (titles + categories of the videos they watched, time order).
+* Item side features: give your model an attribute ``item_feature_kinds`` (class attribute or a property
+  reading your config), a tuple such as ``("title_minilm",)``. Before ``fit`` the protocol fills
+  ``RecData.item_features[kind]`` / ``item_feature_present[kind]`` aligned to item indices via
+  :func:`vidpop.data.sequences.attach_item_features` (features helper's ``dataset_features``, cached).
+* Evaluation calls ``model.recommend(queries, k=max(k, rank_k), exclude_seen=cfg.exclude_seen)`` on
+  batches of ``batch_size`` test users. Override ``recommend`` for greedy generation; with
+  ``exclude_seen`` never return an item of ``q.history``.
+* Queries: single-network ``UserQuery(history=input item indices, times=their times, text=input text
+  stream)``; cold start ``UserQuery(history=<empty int64 array>, times=None, text=input text stream)``:
+  no video id of a cold-start user ever reaches a model (a test asserts it). With ``exclude_seen`` the
+  protocol itself drops their input-period videos from the list ``recommend`` returns (it asks for
+  ``k + len(input)`` items), so models need not (and cannot) mask them.
+* Ablation table of ``vidpop rec tables``: expose in ``vidpop.models.interest_rnn`` a dict
+  ``ABLATIONS: dict[str, tuple[str, dict]]`` mapping the row label ("RNN", "RNN-Sem", "RNN-noRel",
+  "full", "Static-DNN") to ``(registered model name, config overrides)``; optionally
+  ``COLD_START: tuple[str, dict]`` for the cold-start row and ``SINGLE: tuple[str, dict]`` for the
+  single-network row (default: ``ABLATIONS["full"]``).
+
+The protocol
+------------
+* **Filter**: users with >= ``min_user_interactions`` interactions (whole log: it chooses who is
+  studied), videos seen by >= ``min_item_users`` users *in the training view only*.
+* **User split**: 80/20 by user (seeded). Each test user's history is cut at a fraction of *that
+  user's own span* (time span where timestamps exist, else positions): **long** = first 9/12 is input,
+  **short** = first 3/12; the rest is ground truth (>= 1 input and >= 1 ground-truth item each).
+* **Ground truth** = the ground-truth period's videos (minus already-seen input videos when
+  ``exclude_seen``). A ground-truth video outside the vocabulary stays relevant and counts as a miss.
+* **Cold start**: the test users' input period reaches the models only as text; the protocol (not the
+  model) removes those input videos from each ranked list, as a platform would not re-recommend them.
+* **Metrics**: P@k, R@k, F1@k (k = 5), HR@10 and NDCG@10 from :mod:`vidpop.training.metrics`, averaged
+  over test users; seen items are excluded from candidates by default.
+* **Leave-one-out** (:func:`loo_split`): per user the last item is the test, the one before it the
+  validation item (not used for fitting), the rest training; full ranking, HR@10 / NDCG@10.
+"""
+
+from __future__ import annotations
+
+import time
+from dataclasses import dataclass, field
+from typing import Any
+
+import numpy as np
+import pandas as pd
+from tqdm.auto import tqdm
+
+from vidpop.data.schema import VideoDataset
+from vidpop.data.sequences import (
+    attach_item_features,
+    build_item_vocabulary,
+    build_rec_data,
+    corpus_texts,
+    filter_users,
+    ordered_interactions,
+)
+from vidpop.data.splits import user_split
+from vidpop.errors import VidpopError
+from vidpop.models.recommender import RecData, Recommender, UserQuery
+from vidpop.training import metrics
+
+#: input fraction of each user's own span per mode
+INPUT_FRACS: dict[str, float] = {"long": 9 / 12, "short": 3 / 12}
+
+
+@dataclass
+class ProtocolConfig:
+    """Everything that defines an evaluation run (all of it is reported with the numbers)."""
+
+    mode: str = "long"  # long | short (user split); ignored by loo_split
+    cold_start: bool = False
+    test_frac: float = 0.2
+    min_user_interactions: int = 5
+    min_item_users: int = 1
+    exclude_seen: bool = True
+    k: int = 5
+    rank_k: int = 10
+    seed: int = 0
+    max_test_users: int | None = None  # evaluate a seeded sample of test users (training is unchanged)
+    batch_size: int = 512
+    progress: bool = True
+
+    @property
+    def input_frac(self) -> float:
+        if self.mode not in INPUT_FRACS:
+            raise VidpopError(f"unknown mode '{self.mode}' (choose {', '.join(INPUT_FRACS)})")
+        return INPUT_FRACS[self.mode]
+
+
+@dataclass
+class RecSplit:
+    """What a model is fitted on and what it is asked, plus the answers (kept away from the model)."""
+
+    train: RecData
+    queries: list[UserQuery]
+    truth: list[np.ndarray]  # relevant item indices per query (inside the vocabulary)
+    truth_oov: np.ndarray  # relevant videos per query that are outside the vocabulary (always misses)
+    test_user_ids: np.ndarray
+    truth_rows: pd.DataFrame  # (user_id, video_id) of every ground-truth interaction, for audits
+    info: dict[str, Any] = field(default_factory=dict)
+    #: cold start: input-period item indices the *protocol* removes from each ranked list (the model
+    #: never sees them; a platform would not re-recommend what the user already watched)
+    exclude: list[np.ndarray] | None = None
+
+
+def _sample_users(users: np.ndarray, max_users: int | None, seed: int) -> np.ndarray:
+    if max_users is None or len(users) <= max_users:
+        return users
+    rng = np.random.default_rng(seed + 1)
+    return np.sort(rng.choice(users, max_users, replace=False))
+
+
+def _queries(
+    inputs: pd.DataFrame,
+    truths: pd.DataFrame,
+    users: np.ndarray,
+    item_ids: np.ndarray,
+    texts: dict[str, str],
+    cold_start: bool,
+    exclude_seen: bool,
+) -> tuple[list[UserQuery], list[np.ndarray], np.ndarray, np.ndarray, list[np.ndarray]]:
+    """Per test user: the query (history/text from the input period), the ground truth and the items
+    the protocol itself removes from the ranking (cold start only)."""
+    index = pd.Index(item_ids)
+    in_groups = dict(tuple(inputs.groupby("user_id", sort=False)))
+    tr_groups = dict(tuple(truths.groupby("user_id", sort=False)))
+    queries, truth, oov, kept, exclude = [], [], [], [], []
+    for u in users:
+        inp, tru = in_groups.get(u), tr_groups.get(u)
+        if tru is None:
+            continue
+        in_vids = inp["video_id"].tolist() if inp is not None else []
+        rel = pd.unique(tru["video_id"])
+        if exclude_seen:
+            seen_ids = set(in_vids)
+            rel = np.array([v for v in rel if v not in seen_ids], dtype=object)
+        if not len(rel):
+            continue  # nothing new to predict for this user
+        codes = index.get_indexer(rel)
+        text = " . ".join(texts.get(v, "") for v in in_vids)
+        hc = index.get_indexer(in_vids) if in_vids else np.zeros(0, np.int64)
+        seen = hc[hc >= 0].astype(np.int64)
+        if cold_start:
+            q = UserQuery(history=np.zeros(0, np.int64), times=None, text=text)
+        else:
+            t = inp["t"].to_numpy(dtype="float64") if inp is not None else np.zeros(0)
+            q = UserQuery(history=seen, times=t[hc >= 0], text=text)
+        exclude.append(seen if cold_start and exclude_seen else np.zeros(0, np.int64))
+        queries.append(q)
+        truth.append(codes[codes >= 0].astype(np.int64))
+        oov.append(int((codes < 0).sum()))
+        kept.append(u)
+    return queries, truth, np.asarray(oov, np.int64), np.asarray(kept, dtype=str), exclude
+
+
+def _prepare(ds: VideoDataset, cfg: ProtocolConfig) -> tuple[pd.DataFrame, str]:
+    df, unit = ordered_interactions(ds.interactions)
+    df = df[df["video_id"].isin(set(ds.videos["video_id"].astype(str)))]
+    return filter_users(df, cfg.min_user_interactions), unit
+
+
+def make_user_split(ds: VideoDataset, cfg: ProtocolConfig) -> RecSplit:
+    """The long/short user split (cold start with ``cfg.cold_start``); see the module docstring."""
+    df, unit = _prepare(ds, cfg)
+    us = user_split(df.rename(columns={"t": "position"}), cfg.test_frac, cfg.input_frac, cfg.seed)
+    train_inter = us.train_interactions.rename(columns={"position": "t"})
+    test_input = us.test_input.rename(columns={"position": "t"})
+    test_truth = us.test_truth.rename(columns={"position": "t"})
+    test_set = set(us.test_users)
+    if cfg.cold_start:  # test users' ids never reach fitting: only training users
+        train_inter = train_inter[~train_inter["user_id"].isin(test_set)]
+    train_inter = train_inter.sort_values(["user_id", "t"], kind="stable").reset_index(drop=True)
+    item_ids = build_item_vocabulary(train_inter, ds.videos, cfg.min_item_users)
+    train = build_rec_data(train_inter, ds.videos, item_ids, unit)
+    eval_users = _sample_users(np.asarray(us.test_users, dtype=str), cfg.max_test_users, cfg.seed)
+    texts = corpus_texts(ds.videos)
+    queries, truth, oov, kept, exclude = _queries(
+        test_input, test_truth, eval_users, item_ids, texts, cfg.cold_start, cfg.exclude_seen
+    )
+    info = {
+        "protocol": "user_split",
+        "mode": "cold" if cfg.cold_start else cfg.mode,
+        "input_frac": cfg.input_frac,
+        "cut": "fraction of each user's own span (positions)"
+        if unit == "step"
+        else "fraction of each user's own time span (days)",
+        "time_unit": unit,
+        "users": int(df["user_id"].nunique()),
+        "interactions": len(df),
+        "train_users": len(us.train_users),
+        "test_users": len(us.test_users),
+        "evaluated_users": len(kept),
+        "items": len(item_ids),
+        "truth_oov_share": float(oov.sum() / max(sum(len(t) for t in truth) + oov.sum(), 1)),
+        "min_user_interactions": cfg.min_user_interactions,
+        "min_item_users": cfg.min_item_users,
+        "seed": cfg.seed,
+    }
+    truth_rows = test_truth[["user_id", "video_id"]].reset_index(drop=True)
+    return RecSplit(train, queries, truth, oov, kept, truth_rows, info, exclude if cfg.cold_start else None)
+
+
+def loo_split(ds: VideoDataset, cfg: ProtocolConfig) -> RecSplit:
+    """Leave-one-out by time: last item = test, previous = validation (held out), rest = training."""
+    df, unit = _prepare(ds, cfg)
+    rank_from_end = df.groupby("user_id").cumcount(ascending=False)
+    df = df[df.groupby("user_id")["video_id"].transform("size") >= 3]
+    rank_from_end = rank_from_end.loc[df.index]
+    train_inter = df[rank_from_end >= 2].reset_index(drop=True)
+    history = df[rank_from_end >= 1].reset_index(drop=True)  # train + validation item: known at test time
+    test = df[rank_from_end == 0].reset_index(drop=True)
+    item_ids = build_item_vocabulary(train_inter, ds.videos, cfg.min_item_users)
+    train = build_rec_data(train_inter, ds.videos, item_ids, unit)
+    users = _sample_users(np.asarray(pd.unique(test["user_id"]), dtype=str), cfg.max_test_users, cfg.seed)
+    queries, truth, oov, kept, _ = _queries(
+        history, test, users, item_ids, corpus_texts(ds.videos), False, cfg.exclude_seen
+    )
+    info = {
+        "protocol": "leave_one_out",
+        "time_unit": unit,
+        "users": int(df["user_id"].nunique()),
+        "interactions": len(df),
+        "evaluated_users": len(kept),
+        "items": len(item_ids),
+        "truth_oov_share": float(oov.mean()) if len(oov) else 0.0,
+        "min_user_interactions": cfg.min_user_interactions,
+        "seed": cfg.seed,
+    }
+    return RecSplit(train, queries, truth, oov, kept, test[["user_id", "video_id"]], info)
+
+
+def evaluate(model: Recommender, split: RecSplit, cfg: ProtocolConfig) -> dict[str, float]:
+    """Average P@k, R@k, F1@k, HR@rank_k, NDCG@rank_k over the split's test users (batched)."""
+    if not split.queries:
+        raise VidpopError("no test user has a ground truth to predict")
+    depth = max(cfg.k, cfg.rank_k)
+    sums = dict.fromkeys(metric_names(cfg), 0.0)
+    n = len(split.queries)
+    bar = tqdm(total=n, desc=f"eval {model.model_name or type(model).__name__}", unit="user", disable=not cfg.progress)
+    for start in range(0, n, cfg.batch_size):
+        batch = split.queries[start : start + cfg.batch_size]
+        drop = split.exclude[start : start + cfg.batch_size] if split.exclude else None
+        extra = max((len(d) for d in drop), default=0) if drop else 0
+        recs = np.asarray(model.recommend(batch, k=depth + extra, exclude_seen=cfg.exclude_seen))
+        for j, ranked in enumerate(recs.tolist()):
+            i = start + j
+            if extra:
+                gone = set(drop[j].tolist())
+                ranked = [x for x in ranked if x not in gone]
+            ranked = ranked[:depth]
+            # out-of-vocabulary relevant videos get ids no ranking can contain: they count as misses
+            rel = set(split.truth[i].tolist()) | {-(m + 1) for m in range(int(split.truth_oov[i]))}
+            sums[f"P@{cfg.k}"] += metrics.precision_at_k(ranked, rel, cfg.k)
+            sums[f"R@{cfg.k}"] += metrics.recall_at_k(ranked, rel, cfg.k)
+            sums[f"F1@{cfg.k}"] += metrics.f1_at_k(ranked, rel, cfg.k)
+            sums[f"HR@{cfg.rank_k}"] += metrics.hit_rate_at_k(ranked, rel, cfg.rank_k)
+            sums[f"NDCG@{cfg.rank_k}"] += metrics.ndcg_at_k(ranked, rel, cfg.rank_k)
+        bar.update(len(batch))
+    bar.close()
+    return {name: v / n for name, v in sums.items()}
+
+
+def metric_names(cfg: ProtocolConfig) -> list[str]:
+    return [f"P@{cfg.k}", f"R@{cfg.k}", f"F1@{cfg.k}", f"HR@{cfg.rank_k}", f"NDCG@{cfg.rank_k}"]
+
+
+def needed_item_features(model: Recommender) -> tuple[str, ...]:
+    """Item feature kinds a model asks for (``item_feature_kinds`` attribute, see the notes above)."""
+    kinds = getattr(model, "item_feature_kinds", ())
+    return tuple(kinds() if callable(kinds) else kinds or ())
+
+
+@dataclass
+class RunResult:
+    metrics: dict[str, float]
+    fit_seconds: float
+    eval_seconds: float
+    info: dict[str, Any]
+
+
+def fit_and_evaluate(
+    model: Recommender, split: RecSplit, cfg: ProtocolConfig, ds: VideoDataset | None = None
+) -> RunResult:
+    """Attach the item features the model asks for, fit on ``split.train``, evaluate on the queries."""
+    kinds = needed_item_features(model)
+    if kinds:
+        if ds is None:
+            raise VidpopError(f"{model.model_name} needs item features {kinds}: pass the dataset")
+        attach_item_features(split.train, ds, kinds, progress=cfg.progress)
+    t0 = time.perf_counter()
+    model.fit(split.train)
+    t1 = time.perf_counter()
+    result = evaluate(model, split, cfg)
+    t2 = time.perf_counter()
+    info = dict(split.info)
+    epochs = getattr(model, "epochs_run_", None)
+    if epochs:
+        info["seconds_per_epoch"] = (t1 - t0) / epochs
+    return RunResult(result, t1 - t0, t2 - t1, info)
