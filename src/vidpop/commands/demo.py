@@ -34,13 +34,19 @@ def demo(
     for c in ("extractor", "total", "skipped", "extracted", "errors", "items/s"):
         t.add_column(c, justify="right")
     for e in r.extraction:
-        t.add_row(e["extractor"], *(str(e[k]) for k in ("total", "skipped", "extracted", "errors")), f"{e['items_per_second']:.1f}")
+        t.add_row(
+            e["extractor"],
+            *(str(e[k]) for k in ("total", "skipped", "extracted", "errors")),
+            f"{e['items_per_second']:.1f}",
+        )
     con.print(t)
     t = Table(title="MLP on title (MiniLM) + category -> log(1+count), held-out 20% (seeded random split)")
     for c in ("target", "R²", "MAE", "Spearman", "train-mean R²", "train-mean MAE"):
         t.add_column(c, justify="right")
     for target, m in r.metrics.items():
         b = r.baseline[target]
-        t.add_row(target, f"{m['r2']:.3f}", f"{m['mae']:.3f}", f"{m['spearman']:.3f}", f"{b['r2']:.3f}", f"{b['mae']:.3f}")
+        t.add_row(
+            target, f"{m['r2']:.3f}", f"{m['mae']:.3f}", f"{m['spearman']:.3f}", f"{b['r2']:.3f}", f"{b['mae']:.3f}"
+        )
     con.print(t)
     con.print(f"model saved to {r.model_dir}; took {r.seconds['total']:.0f}s")

@@ -34,7 +34,11 @@ class DemoResult:
 
 
 def run_demo(
-    out: Path, src: Path | None = None, seed: int = 0, progress: bool = True, store_dir: Path | None = None,
+    out: Path,
+    src: Path | None = None,
+    seed: int = 0,
+    progress: bool = True,
+    store_dir: Path | None = None,
     limit: int | None = None,
 ) -> DemoResult:
     """Run the demo; features are cached in ``store_dir`` (default: the dataset's store under the

@@ -292,6 +292,10 @@ def extract_kind(
     ext = build_extractor(kind, **opts)
     items = dataset_items(ds, ext)
     bs = batch_size or DEFAULT_BATCH[ext.name]
+    if getattr(ext, "pipelined", False):  # frames: one pipeline over all videos, never drained between parts
+        from vidpop.features.pipelined import run_pipelined_extraction
+
+        return run_pipelined_extraction(store, ext, items, part_size=bs, limit=limit, progress=progress)
     return run_extraction(store, ext, items, lambda it: it[0], batch_size=bs, limit=limit, progress=progress)
 
 

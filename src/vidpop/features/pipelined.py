@@ -107,9 +107,11 @@ class PipelinedFrameEmbedder:
         c = self.config
         try:
             frames, _ = sample_frames(path, c.n_frames, c.first_seconds, c.mode, c.skip_nonref, resize=self._resize)
+            return vid, self.normalise(frames), None
         except VideoDecodeError as exc:
             return vid, None, ErrorRow(vid, "decode", str(exc))
-        return vid, self.normalise(frames), None
+        except Exception as exc:  # one odd file (bad path type, odd pixel format) costs one error row, not the run
+            return vid, None, ErrorRow(vid, "decode", f"{type(exc).__name__}: {exc}")
 
     def _flush(self, slots: list[tuple[str, np.ndarray | None, ErrorRow | None]]) -> Iterator[VideoResult]:
         """Embed the frames of every decoded video in ``slots`` in one engine call; emit in input order."""

@@ -14,7 +14,9 @@ from vidpop.models.registry import register_model
 from vidpop.training.loop import TrainConfig, fit_module, predict_batched
 
 
-def mlp(sizes: list[int], dropout: float = 0.0, batch_norm: bool = False, act: type[nn.Module] = nn.ReLU) -> nn.Sequential:
+def mlp(
+    sizes: list[int], dropout: float = 0.0, batch_norm: bool = False, act: type[nn.Module] = nn.ReLU
+) -> nn.Sequential:
     """Linear layers ``sizes[0] -> ... -> sizes[-1]`` with activation (and optional BN/dropout)
     between them; the last layer is linear."""
     layers: list[nn.Module] = []
@@ -47,7 +49,9 @@ class MLPRegressor(VidpopModel):
     def _build_module(self) -> nn.Module:
         return mlp([self.n_features_, *self.config.hidden, self.n_targets_], dropout=self.config.dropout)
 
-    def fit(self, X: np.ndarray, y: np.ndarray, X_val: np.ndarray | None = None, y_val: np.ndarray | None = None) -> MLPRegressor:
+    def fit(
+        self, X: np.ndarray, y: np.ndarray, X_val: np.ndarray | None = None, y_val: np.ndarray | None = None
+    ) -> MLPRegressor:
         y = np.asarray(y, np.float32).reshape(len(y), -1)
         self.n_features_, self.n_targets_ = X.shape[1], y.shape[1]
         self.scaler_ = Standardizer().fit(X)

@@ -92,10 +92,10 @@ class LossModule(nn.Module):
 
 
 def wrap_ddp(module: nn.Module, loss_fn: Callable[..., Any]) -> nn.Module:
-    from torch.nn.parallel import DistributedDataParallel as DDP
+    from torch.nn.parallel import DistributedDataParallel
 
     # find_unused_parameters: multimodal models skip a branch when a modality is masked out.
-    return DDP(LossModule(module, loss_fn), find_unused_parameters=True)
+    return DistributedDataParallel(LossModule(module, loss_fn), find_unused_parameters=True)
 
 
 def shard(batch: dict[str, torch.Tensor], rank: int, world_size: int) -> dict[str, torch.Tensor]:
@@ -107,7 +107,7 @@ def shard(batch: dict[str, torch.Tensor], rank: int, world_size: int) -> dict[st
 
 
 def all_reduce_mean(value: float) -> float:
-    rank, size = world()
+    _, size = world()
     if size == 1:
         return value
     t = torch.tensor([value], dtype=torch.float64)

@@ -179,7 +179,9 @@ def fit_module(
 
 
 @torch.no_grad()
-def predict_batched(module: nn.Module, fn: Callable[[nn.Module, Batch], torch.Tensor], data: ArrayDict, batch_size: int = 256) -> np.ndarray:
+def predict_batched(
+    module: nn.Module, fn: Callable[[nn.Module, Batch], torch.Tensor], data: ArrayDict, batch_size: int = 256
+) -> np.ndarray:
     """Apply ``fn(module, batch)`` over ``data`` in batches and concatenate the outputs."""
     module.eval()
     data_t = to_tensors(data)
