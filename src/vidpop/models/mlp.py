@@ -55,11 +55,15 @@ class MLPRegressor(VidpopModel):
         y = np.asarray(y, np.float32).reshape(len(y), -1)
         self.n_features_, self.n_targets_ = X.shape[1], y.shape[1]
         self.scaler_ = Standardizer().fit(X)
+        # Targets are standardised too (train statistics), so every target weighs the same in the
+        # MSE and the first epochs are not spent learning the offset of log counts (~12 for views).
+        self.y_scaler_ = Standardizer().fit(y)
         self.module_ = self._build_module()
-        train = {"x": self.scaler_.transform(X), "y": y}
+        train = {"x": self.scaler_.transform(X), "y": self.y_scaler_.transform(y)}
         val = None
         if X_val is not None and y_val is not None and len(X_val):
-            val = {"x": self.scaler_.transform(X_val), "y": np.asarray(y_val, np.float32).reshape(len(y_val), -1)}
+            y_val = np.asarray(y_val, np.float32).reshape(len(y_val), -1)
+            val = {"x": self.scaler_.transform(X_val), "y": self.y_scaler_.transform(y_val)}
 
         def loss_fn(m: nn.Module, b: dict[str, torch.Tensor]) -> tuple[torch.Tensor, dict[str, float]]:
             return nn.functional.mse_loss(m(b["x"]), b["y"]), {}
@@ -69,5 +73,6 @@ class MLPRegressor(VidpopModel):
 
     def predict(self, X: np.ndarray) -> np.ndarray:
         self._check_fitted()
-        out = predict_batched(self.module_, lambda m, b: m(b["x"]), {"x": self.scaler_.transform(X)})
+        z = predict_batched(self.module_, lambda m, b: m(b["x"]), {"x": self.scaler_.transform(X)})
+        out = (z * self.y_scaler_.std_ + self.y_scaler_.mean_).astype(np.float32)
         return out[:, 0] if out.shape[1] == 1 else out
