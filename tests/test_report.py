@@ -1,0 +1,109 @@
+"""`vidpop report` on the real data (../shared/data) with the hidden ``smoke`` budget: one seed, one or two
+epochs, a few hundred rows/users, only the cheap models. Checks the files, the model names, finite
+numbers, that the HTML shows every PNG, the disclaimer, and the one-line error on bad input."""
+
+from __future__ import annotations
+
+import json
+import math
+import sys
+from pathlib import Path
+
+import pytest
+from typer.testing import CliRunner
+
+from vidpop.cli import app, main
+from vidpop.config import dataset_dir
+from vidpop.errors import VidpopError
+from vidpop.experiments import paper_claims
+from vidpop.experiments.report import load_data, run_report
+
+NEEDED = ("microlens", "bilibili_bangumi_series", "youtube_views_subscribers_2025")
+pytestmark = pytest.mark.skipif(
+    not all(dataset_dir(d).exists() for d in NEEDED), reason="real datasets not staged under ../shared/data"
+)
+
+
+@pytest.fixture(scope="module")
+def smoke(tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, dict]:
+    out = tmp_path_factory.mktemp("report")
+    result = CliRunner().invoke(
+        app, ["report", "--data", "microlens", "--out", str(out), "--budget", "smoke", "--no-progress"]
+    )
+    assert result.exit_code == 0, result.output
+    return out, json.loads((out / "report.json").read_text())
+
+
+def _tables(report: dict) -> dict[str, dict]:
+    return {t["key"]: t for t in report["tables"]}
+
+
+def test_smoke_report_writes_html_summary_and_pngs(smoke: tuple[Path, dict]) -> None:
+    out, _ = smoke
+    html = (out / "report.html").read_text()
+    summary = (out / "summary.md").read_text()
+    pngs = sorted(p.name for p in out.glob("*.png"))
+    assert {"relation.png", "rec_long.png", "speed.png", "attention.png", "poe.png"} <= set(pngs)
+    for name in pngs:  # every PNG that exists is shown (inlined) and linked from the HTML
+        assert f'href="{name}"' in html, name
+        assert f"![{name}]({name})" in summary, name
+    assert html.count("data:image/png;base64,") == len(pngs)
+    for text in (html, summary):
+        assert paper_claims.DISCLAIMER in text
+        assert "not available offline" in text
+
+
+def test_smoke_tables_have_the_models_and_finite_numbers(smoke: tuple[Path, dict]) -> None:
+    _, report = smoke
+    tables = _tables(report)
+    expected = {
+        "relation": {"DNN", "DNN+MTL", "DNN+RN+MTL", "LightGBM"},
+        "fusion_titles": {"title only: MiniLM", "title only: GloVe-GRU", "majority class (baseline)"},
+        "poe": {"variational_poe", "LightGBM + split conformal"},
+        "attention": {"headline biLSTM", "headline biLSTM + attention"},
+        "rec_long": {"Random", "Popularity", "LFM", "Item-KNN"},
+    }
+    for key, models in expected.items():
+        t = tables[key]
+        assert not t["missing"], (key, t["missing"])
+        assert t["command"].startswith("vidpop "), key
+        measured = {r["model"] for r in t["rows"] if math.isfinite(r.get(t["primary"], math.nan))}
+        assert models <= measured, (key, measured)
+        for r in t["rows"]:
+            if r["model"] in models:
+                assert all(math.isfinite(r[m]) for m in t["metrics"] if m in r), (key, r)
+    # rows that could not run say why instead of carrying a number
+    frames = next(r for r in tables["attention"]["rows"] if r["model"] == "frames, attention")
+    assert "accuracy" not in frames and "no labelled videos" in frames["note"]
+    assert tables["relation"]["notes"] and "bilibili_bangumi_series" in tables["relation"]["data"]
+    assert "skipped" in tables["fusion_sweep"]["missing"]
+    speed = tables["speed"]
+    assert any(r["model"].startswith("Interest RNN") for r in speed["rows"])
+
+
+def test_claim_checks_are_computed_from_the_rows() -> None:
+    rows = [{"model": m, "group": "7 d", "r2": v} for m, v in (("DNN", 0.1), ("DNN+MTL", 0.2), ("DNN+RN+MTL", 0.3))]
+    assert paper_claims.verdict(paper_claims.check("relation", "relation", rows)) == "held"
+    rows[2]["r2"] = 0.15
+    assert paper_claims.verdict(paper_claims.check("relation", "relation", rows)) == "did not hold"
+    assert paper_claims.verdict(paper_claims.check("relation", "relation", rows[:2])) == "not measurable"
+
+
+@pytest.mark.parametrize("bad", ["no_such_dataset", "/nonexistent/folder"])
+def test_bad_data_exits_2_with_one_line(
+    bad: str, tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    monkeypatch.setattr(sys, "argv", ["vidpop", "report", "--data", bad, "--out", str(tmp_path / "r")])
+    with pytest.raises(SystemExit) as exc:
+        main()
+    assert exc.value.code == 2
+    err = [ln for ln in capsys.readouterr().err.splitlines() if ln.strip()]
+    assert len(err) == 1 and err[0].startswith("error: --data"), err
+    assert not (tmp_path / "r").exists()  # nothing is written on bad input
+
+
+def test_bad_budget_and_folder_without_manifest(tmp_path: Path) -> None:
+    with pytest.raises(VidpopError, match=r"manifest\.json"):
+        load_data(str(tmp_path))
+    with pytest.raises(VidpopError, match="budget"):
+        run_report("microlens", tmp_path / "r", budget="huge")
