@@ -227,13 +227,13 @@ def format_table(rows: list[dict[str, Any]], seeds: Sequence[int]) -> str:
 
 
 # ------------------------------------------------------------------------------------------ explainer
-def train_explainer(
-    headline: Task, covers: Task, seed: int = 0, train: TrainConfig | None = None, **options: Any
-) -> tuple[AttentionExplainModel, dict[str, Any]]:
-    """One multimodal model (frame + headline attention) for the explanations, trained on the union of the
-    headline rows (no frames: their frame mask is empty, so they contribute v = 0) and the cover rows
-    (one frame + title). Each collection keeps its own median split, fitted on its training part."""
-    train = train or TrainConfig(epochs=30, batch_size=64, lr=1e-3, weight_decay=1e-4, patience=5, progress=False)
+def explainer_training_data(
+    headline: Task, covers: Task, seed: int = 0
+) -> tuple[AttentionInputs, np.ndarray, AttentionInputs, np.ndarray, dict[str, Any]]:
+    """Training and validation rows of the explanation model: the union of the headline rows (no frames:
+    their frame mask is empty, so they contribute v = 0) and the cover rows (one frame + title). Each
+    collection keeps its own median split, fitted on its training part. The last item holds, per
+    collection, what :func:`explainer_scores` needs to score the test part."""
     if covers.inputs.frames is None:
         raise VidpopError("the cover task has no frame features")
     feat_dim = covers.inputs.frames.shape[2]
@@ -253,9 +253,12 @@ def train_explainer(
             parts_x[part].append(x.take(idx))
             parts_y[part].append(y[idx])
         report[task.name] = {"split": split, "labeler": lab, "inputs": x, "y": y, "table": task.table}
-    X = {p: _concat(parts_x[p]) for p in parts_x}
-    model = build_model("attention_explain", modalities="both", train=train.__dict__, **options)
-    model.fit(X["train"], np.concatenate(parts_y["train"]), X["val"], np.concatenate(parts_y["val"]))
+    return (_concat(parts_x["train"]), np.concatenate(parts_y["train"]), _concat(parts_x["val"]),
+            np.concatenate(parts_y["val"]), report)  # fmt: skip
+
+
+def explainer_scores(model: AttentionExplainModel, report: dict[str, Any]) -> dict[str, Any]:
+    """Accuracy and Spearman (P(popular) vs the normalised popularity) on each collection's test part."""
     scores = {}
     for name, r in report.items():
         test = r["split"].test
@@ -265,7 +268,18 @@ def train_explainer(
             "spearman": metrics.spearman(r["labeler"].normalised(r["table"])[test], proba),
             "n_test": len(test),
         }
-    return model, scores
+    return scores
+
+
+def train_explainer(
+    headline: Task, covers: Task, seed: int = 0, train: TrainConfig | None = None, **options: Any
+) -> tuple[AttentionExplainModel, dict[str, Any]]:
+    """One multimodal model (frame + headline attention) for the explanations; returns it and its test scores."""
+    train = train or TrainConfig(epochs=30, batch_size=64, lr=1e-3, weight_decay=1e-4, patience=5, progress=False)
+    Xtr, ytr, Xva, yva, report = explainer_training_data(headline, covers, seed)
+    model = build_model("attention_explain", modalities="both", train=train.__dict__, **options)
+    model.fit(Xtr, ytr, Xva, yva)
+    return model, explainer_scores(model, report)
 
 
 def _concat(parts: list[AttentionInputs]) -> AttentionInputs:

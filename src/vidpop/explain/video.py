@@ -16,9 +16,25 @@ from vidpop.explain.render import render_explanation
 FRAME_HEIGHT = 224
 
 
+#: a still image (a cover) is explained as a one-frame clip
+IMAGE_SUFFIXES = frozenset({".jpg", ".jpeg", ".png", ".webp", ".bmp", ".gif"})
+
+
 def read_clip(video_path: str | Path, n_frames: int, seconds: float) -> tuple[list[np.ndarray], list[float]]:
-    """``n_frames`` RGB frames evenly spread over the first ``seconds`` of the clip, and their times."""
+    """``n_frames`` RGB frames evenly spread over the first ``seconds`` of the clip, and their times.
+    An image file (a cover) gives one frame at t = 0."""
     from vidpop.features.video import probe, sample_frames
+
+    if Path(video_path).suffix.lower() in IMAGE_SUFFIXES:
+        from PIL import Image, UnidentifiedImageError
+
+        try:
+            with Image.open(video_path) as im:
+                rgb = im.convert("RGB")
+        except (OSError, UnidentifiedImageError) as exc:
+            raise VidpopError(f"cannot read image {Path(video_path).name}: {exc}") from exc
+        width = max(2, round(FRAME_HEIGHT * rgb.width / max(rgb.height, 1)))
+        return [np.asarray(rgb.resize((width, FRAME_HEIGHT)))], [0.0]
 
     info = probe(video_path)
     width = max(2, round(FRAME_HEIGHT * info.width / max(info.height, 1)) // 2 * 2)

@@ -51,6 +51,11 @@ class TrainJob:
     args: tuple[Any, ...]
     kwargs: dict[str, Any] = field(default_factory=dict)
     data: str = ""
+    #: what the recipe was given (data, seed, limit, split ...), saved as ``recipe.json`` so that
+    #: ``vidpop evaluate`` can rebuild the same test split
+    recipe: dict[str, Any] = field(default_factory=dict)
+    #: extra files a model needs at serving time (e.g. a recommender's item list), written by rank 0
+    after_save: Callable[[Any, Path], None] | None = None
 
 
 Recipe = Callable[[str, str, dict[str, Any]], TrainJob]
@@ -145,10 +150,13 @@ def train(model: str, data: str, out: str | Path, config: dict[str, Any] | None 
         torch.set_num_threads(max(1, (os.cpu_count() or 1) // world_size))
     try:
         job = _recipe_for(model)(model, data, dict(config or {}))
-        cfg = job.model.config.train
+        cfg = getattr(job.model.config, "train", None)
+        if world_size > 1 and cfg is None:
+            raise VidpopError(f"{model} does not train by gradient steps; run it with --nproc 1")
         if world_size > 1 and cfg.batch_size % world_size:
             raise VidpopError(f"train.batch_size {cfg.batch_size} must divide evenly over {world_size} ranks")
-        seed_everything(cfg.seed)  # same initial weights in a fresh torchrun rank and in a long-lived process
+        # same initial weights in a fresh torchrun rank and in a long-lived process
+        seed_everything(cfg.seed if cfg is not None else 0)
         t0 = time.perf_counter()
         job.model.fit(*job.args, **job.kwargs)
         seconds = time.perf_counter() - t0
@@ -158,8 +166,8 @@ def train(model: str, data: str, out: str | Path, config: dict[str, Any] | None 
             "rank": distributed.world()[0],
             "data": job.data,
             "world_size": world_size,
-            "global_batch": cfg.batch_size,
-            "per_rank_batch": cfg.batch_size // world_size,
+            "global_batch": cfg.batch_size if cfg is not None else None,
+            "per_rank_batch": cfg.batch_size // world_size if cfg is not None else None,
             "backend": distributed.default_backend() if world_size > 1 else "none",
             "seconds": round(seconds, 3),
             "epochs": history.get("epochs", []),
@@ -168,6 +176,9 @@ def train(model: str, data: str, out: str | Path, config: dict[str, Any] | None 
             path = Path(out)
             job.model.save(path)
             (path / "train_report.json").write_text(json.dumps(report, indent=2, default=float))
+            (path / "recipe.json").write_text(json.dumps({"model": model, **job.recipe}, indent=2, default=str))
+            if job.after_save is not None:
+                job.after_save(job.model, path)
         return report
     finally:
         if joined:
@@ -218,4 +229,7 @@ def main(argv: Sequence[str] | None = None) -> int:
 
 
 if __name__ == "__main__":
-    raise SystemExit(main())
+    # run the imported module's main: recipes register into *its* registry, not into __main__'s copy
+    from vidpop.training.ddp_entry import main as _main
+
+    raise SystemExit(_main())

@@ -1,0 +1,231 @@
+"""The product commands: ``vidpop train | evaluate | predict | explain | recommend | serve``.
+
+Thin: training goes through the recipes (:mod:`vidpop.experiments.recipes`, one process or torchrun),
+everything else through :class:`vidpop.serve.predictors.ModelBundle` — the same code the REST API runs.
+"""
+
+from __future__ import annotations
+
+import json
+import tempfile
+from contextlib import contextmanager
+from pathlib import Path
+from typing import Any
+
+import typer
+
+from vidpop.errors import VidpopError
+
+
+@contextmanager
+def _busy(message: str) -> Any:
+    """A spinner on stderr for steps that take seconds (model loading, decoding, embedding)."""
+    from rich.console import Console
+
+    console = Console(stderr=True)
+    if not console.is_terminal:
+        typer.echo(message + " ...", err=True)
+        yield
+        return
+    with console.status(message):
+        yield
+
+
+def _read_config(path: Path | None) -> dict[str, Any]:
+    if path is None:
+        return {}
+    if not path.is_file():
+        raise VidpopError(f"config file not found: {path}")
+    try:
+        if path.suffix == ".toml":
+            import tomllib
+
+            return tomllib.loads(path.read_text())
+        return json.loads(path.read_text())
+    except (ValueError, UnicodeDecodeError) as exc:
+        raise VidpopError(f"cannot parse {path.name}: {exc}") from exc
+
+
+def _train_overrides(model: str, limit: int | None, seed: int | None, epochs: int | None) -> list[str]:
+    """CLI conveniences as ``key=value`` overrides: recipe options, and epochs where the model has them."""
+    import dataclasses
+
+    from vidpop.models.registry import get_model_class
+
+    fields = {f.name for f in dataclasses.fields(get_model_class(model).Config)}
+    out = []
+    if limit is not None:
+        out.append(f"recipe.limit={limit}")
+    if seed is not None:
+        out.append(f"recipe.seed={seed}")
+    if epochs is not None:
+        out.append(f"train.epochs={epochs}" if "train" in fields else f"recipe.epochs={epochs}")
+    return out
+
+
+def _flatten(config: dict[str, Any], prefix: str = "") -> list[str]:
+    out = []
+    for k, v in config.items():
+        if isinstance(v, dict):
+            out += _flatten(v, f"{prefix}{k}.")
+        else:
+            out.append(f"{prefix}{k}={json.dumps(v)}")
+    return out
+
+
+def train(
+    model: str = typer.Argument(..., help="A registered model (vidpop models list), e.g. variational_poe."),
+    data: str = typer.Option("microlens", "--data", help="Dataset: adapter name or `vidpop data import` folder."),
+    out: Path = typer.Option(..., "--out", "-o", help="Model folder to write."),
+    config: Path | None = typer.Option(None, "--config", help="JSON or TOML of hyper-parameters."),
+    set_: list[str] = typer.Option([], "--set", help="Override key=value (JSON value), e.g. train.epochs=20."),
+    limit: int | None = typer.Option(None, help="Train on a seeded sample of this many videos."),
+    seed: int | None = typer.Option(None),
+    epochs: int | None = typer.Option(None),
+    nproc: int = typer.Option(1, help="Ranks for DistributedDataParallel (torchrun, gloo on CPU)."),
+) -> None:
+    """Train a model on a dataset's training split and write a model folder (reload it with evaluate)."""
+    from vidpop.training.ddp_entry import launch
+
+    overrides = _flatten(_read_config(config)) + _train_overrides(model, limit, seed, epochs) + list(set_)
+    report = launch(model, data, out, nproc, overrides)
+    typer.echo(f"trained {model} on {report['data']}")
+    typer.echo(
+        f"{len(report['epochs'])} epoch(s) in {report['seconds']:.1f} s on {report['world_size']} rank(s) -> {out}"
+    )
+    typer.echo(f"next: vidpop evaluate {out}")
+
+
+def evaluate(
+    model_dir: Path = typer.Argument(..., help="A folder written by `vidpop train`."),
+    data: str | None = typer.Option(None, "--data", help="Score on another dataset with the same recipe."),
+    as_json: bool = typer.Option(False, "--json"),
+) -> None:
+    """Metrics of a trained model on its test split (rebuilt from the recipe it was trained with)."""
+    from vidpop.experiments.recipes import evaluate_model_dir
+
+    with _busy(f"evaluating {model_dir}"):
+        res = evaluate_model_dir(model_dir, data)
+    if as_json:
+        typer.echo(json.dumps(res, indent=1, default=float))
+        return
+    typer.echo(f"{res['model']} on {res['data']} (split: {res.get('split')})")
+    for part, row in res["metrics"].items():
+        cells = [f"{k} {v:.4f}" if isinstance(v, float) else f"{k} {v}" for k, v in row.items()]
+        typer.echo(f"  {part:28s} " + "  ".join(cells))
+
+
+def _bundle(model_dir: Path) -> Any:
+    from vidpop.serve.predictors import ModelBundle
+
+    with _busy(f"loading models from {model_dir}"):
+        return ModelBundle(model_dir)
+
+
+def _new_video(video: Path | None, cover: Path | None, title: str, followers: float | None) -> Any:
+    from vidpop.serve.inputs import NewVideo
+
+    return NewVideo(video=video, cover=cover, title=title, author_followers=followers).check()
+
+
+def _fmt_count(x: float) -> str:
+    return f"{x:,.0f}" if abs(x) >= 10 else f"{x:.2f}"
+
+
+def predict(
+    model_dir: Path = typer.Argument(..., help="A model folder, or a folder of model folders."),
+    video: Path | None = typer.Option(None, "--video", help="The new clip (mp4, ...)."),
+    cover: Path | None = typer.Option(None, "--cover", help="Its cover image."),
+    title: str = typer.Option("", "--title"),
+    author_followers: float | None = typer.Option(None, "--author-followers"),
+    as_json: bool = typer.Option(False, "--json", help="Print the prediction as JSON."),
+) -> None:
+    """Predicted views / likes / ... with 95% intervals, the popularity class and P(popular) for a new video."""
+    new = _new_video(video, cover, title, author_followers)
+    bundle = _bundle(model_dir)
+    with tempfile.TemporaryDirectory(prefix="vidpop-predict-") as work, _busy("decoding, embedding, predicting"):
+        res = bundle.predict(new, work)
+    if as_json:
+        typer.echo(json.dumps(res, indent=1))
+        return
+    for t in res["targets"]:
+        fmt = _fmt_count if t["scale"] == "count" else (lambda x: f"{x:.3f}")
+        typer.echo(
+            f"{t['name']:>10s}: {fmt(t['value'])}   {int(t['level'] * 100)}% interval "
+            f"[{fmt(t['lower'])}, {fmt(t['upper'])}]   ({t['model']})"
+        )
+    pc = res["popularity_class"]
+    if pc:
+        typer.echo(
+            f"popularity class: {pc['label'] + 1}/{pc['n_classes']} ({pc['name']}; {pc['model']}: {pc['method']})"
+        )
+    if res["p_popular"]:
+        typer.echo(f"P(popular): {res['p_popular']['value']:.3f} ({res['p_popular']['model']})")
+    for n in res["notes"]:
+        typer.echo(f"note: {n}")
+
+
+def explain(
+    model_dir: Path = typer.Argument(..., help="A folder holding an attention_explain model."),
+    video: Path | None = typer.Option(None, "--video"),
+    cover: Path | None = typer.Option(None, "--cover", help="Explain a cover image (one frame) instead."),
+    title: str = typer.Option("", "--title"),
+    out: Path = typer.Option(..., "--out", help="Folder for the heatmap PNGs and explanation.json."),
+) -> None:
+    """Grad-CAM heatmaps scaled by frame attention, and per-word importances, written as PNG + JSON."""
+    new = _new_video(video, cover, title, None)
+    bundle = _bundle(model_dir)
+    with _busy("explaining"):
+        data = bundle.explain(new, out)
+    typer.echo(f"P(popular) = {data['p_popular']:.3f} ({data['model_dir']})")
+    typer.echo(f"wrote {out / 'explanation.png'} (frame strip, heatmaps, word shading) and {out / 'explanation.json'}")
+    pngs = sorted(p.name for p in out.glob("*.png"))
+    typer.echo(f"{len(pngs)} PNG files in {out}: {', '.join(pngs[:6])}{' ...' if len(pngs) > 6 else ''}")
+    if data["words"]:
+        best = sorted(data["words"], key=lambda w: -w["beta"])[:5]
+        typer.echo("word importance: " + ", ".join(f"{w['word']} {w['beta']:.2f}" for w in best))
+
+
+def recommend(
+    model_dir: Path = typer.Argument(..., help="A recommender folder (or a folder of model folders)."),
+    user: str | None = typer.Option(None, "--user", help="A user id the model knows."),
+    history: str | None = typer.Option(None, "--history", help="Watched video ids, oldest first: id1,id2,..."),
+    text: str | None = typer.Option(None, "--text", help="What a new user likes (cold start)."),
+    k: int = typer.Option(10, "-k", "--k"),
+    as_json: bool = typer.Option(False, "--json"),
+) -> None:
+    """Top-k videos with titles for a known user, a watch history, or a text (cold start)."""
+    if sum(x is not None for x in (user, history, text)) == 0:
+        raise VidpopError("give --user, --history id1,id2,... or --text '...'")
+    bundle = _bundle(model_dir)
+    res = bundle.recommend(user=user, history=(history or "").split(",") if history else None, text=text, k=k)
+    if as_json:
+        typer.echo(json.dumps(res, indent=1))
+        return
+    typer.echo(f"top {k} from {res['model']}:")
+    for it in res["items"]:
+        typer.echo(f"{it['rank']:3d}  {it['video_id']:>8s}  {it['title']}")
+    for n in res["notes"]:
+        typer.echo(f"note: {n}", err=True)
+
+
+def serve(
+    models: Path = typer.Option(..., "--models", help="A folder of model folders (or one model folder)."),
+    host: str = typer.Option("127.0.0.1"),
+    port: int = typer.Option(8000),
+    token: str | None = typer.Option(None, envvar="VIDPOP_API_TOKEN", help="Token for write endpoints (reload)."),
+    max_upload_mb: int = typer.Option(200, help="Upload size cap per file."),
+) -> None:
+    """Serve the REST API (OpenAPI at /docs) and the web page at http://HOST:PORT/."""
+    import uvicorn
+
+    from vidpop.serve.app import ServeSettings, create_app
+
+    app = create_app(models, ServeSettings(token=token, max_upload_mb=max_upload_mb))
+    typer.echo(f"vidpop: http://{host}:{port}/ (API docs at /docs)", err=True)
+    uvicorn.run(app, host=host, port=port, log_level="info")
+
+
+def register(root: typer.Typer) -> None:
+    for fn in (train, evaluate, predict, explain, recommend, serve):
+        root.command(fn.__name__)(fn)

@@ -1,0 +1,89 @@
+"""A brand-new video as the product sees it (clip and/or cover, title, author statistics), checked and
+turned into a one-row :class:`~vidpop.data.schema.VideoDataset` so every model reads it through the
+same feature extractors it was trained with."""
+
+from __future__ import annotations
+
+import hashlib
+import math
+from dataclasses import dataclass
+from pathlib import Path
+
+import pandas as pd
+
+from vidpop.data.schema import VideoDataset
+from vidpop.errors import VidpopError
+
+VIDEO_SUFFIXES = frozenset({".mp4", ".mov", ".mkv", ".webm", ".avi", ".m4v", ".flv", ".ts"})
+IMAGE_SUFFIXES = frozenset({".jpg", ".jpeg", ".png", ".webp", ".bmp", ".gif"})
+
+
+@dataclass
+class NewVideo:
+    """What a creator has before publishing: any of a clip, a cover and a title, optionally follower count."""
+
+    video: Path | None = None
+    cover: Path | None = None
+    title: str = ""
+    author_followers: float | None = None
+
+    def __post_init__(self) -> None:
+        self.video = Path(self.video) if self.video else None
+        self.cover = Path(self.cover) if self.cover else None
+        self.title = (self.title or "").strip()
+
+    def check(self) -> NewVideo:
+        """Raise a one-line :class:`VidpopError` for input no model can use."""
+        if self.video is None and self.cover is None and not self.title:
+            raise VidpopError("give a video, a cover or a title")
+        for what, path, allowed in (("video", self.video, VIDEO_SUFFIXES), ("cover", self.cover, IMAGE_SUFFIXES)):
+            if path is None:
+                continue
+            if not path.is_file():
+                raise VidpopError(f"{what} file not found: {path}")
+            if path.stat().st_size == 0:
+                raise VidpopError(f"{what} file is empty: {path.name}")
+            if path.suffix.lower() not in allowed:
+                raise VidpopError(f"{what} must be one of {', '.join(sorted(allowed))}; got '{path.suffix}'")
+        if self.author_followers is not None:
+            f = float(self.author_followers)
+            if not math.isfinite(f) or f < 0:
+                raise VidpopError(f"author followers must be a non-negative number, got {self.author_followers}")
+        return self
+
+    @property
+    def video_id(self) -> str:
+        """A content hash: the same inputs map to the same id (and cached features), different ones never collide."""
+        h = hashlib.sha1(self.title.encode("utf-8"))
+        for path in (self.video, self.cover):
+            h.update(b"|")
+            if path is not None:
+                with open(path, "rb") as fh:
+                    for block in iter(lambda: fh.read(1 << 20), b""):
+                        h.update(block)
+        return "new-" + h.hexdigest()[:16]
+
+    def dataset(self) -> VideoDataset:
+        """The video as a one-row dataset (author stats as a one-row authors table when given)."""
+        row = {
+            "video_id": self.video_id,
+            "title": self.title or None,
+            "video_path": str(self.video.resolve()) if self.video else None,
+            "cover_path": str(self.cover.resolve()) if self.cover else None,
+        }
+        authors = None
+        if self.author_followers is not None:
+            row["author_id"] = "new-author"
+            authors = pd.DataFrame({"author_id": ["new-author"], "followers": [float(self.author_followers)]})
+        videos = pd.DataFrame([row])
+        if authors is None:
+            return VideoDataset("new-videos", videos)
+        return VideoDataset("new-videos", videos, authors)
+
+    def describe(self) -> dict[str, object]:
+        return {
+            "video": self.video.name if self.video else None,
+            "cover": self.cover.name if self.cover else None,
+            "title": self.title,
+            "author_followers": self.author_followers,
+        }

@@ -1,0 +1,173 @@
+"""The product CLI end to end on the real data: train -> evaluate -> predict / explain on a new clip ->
+recommend, plus the one-line errors (exit code 2) on bad input. Models are small (a few hundred rows,
+a few epochs) so the module runs in about a minute."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import pytest
+
+from vidpop.cli import main
+from vidpop.config import data_root
+
+CLIPS = sorted((data_root() / "microlens" / "videos").glob("*.mp4"))
+COVERS = sorted((data_root() / "microlens" / "covers").glob("*.jpg"))
+pytestmark = pytest.mark.skipif(not CLIPS or not COVERS, reason="MicroLens clips/covers not under the data root")
+
+
+
+def run(*args: object) -> tuple[int, str]:
+    """``vidpop ARGS`` in this process through the real entry point (errors -> one line, exit 2)."""
+    import contextlib
+    import io
+    import sys
+
+    out, err = io.StringIO(), io.StringIO()
+    argv, sys.argv = sys.argv, ["vidpop", *map(str, args)]
+    code = 0
+    try:
+        with contextlib.redirect_stdout(out), contextlib.redirect_stderr(err):
+            main()
+    except SystemExit as exc:
+        code = exc.code if isinstance(exc.code, int) else 1
+    finally:
+        sys.argv = argv
+    # progress bars and spinners go to stderr; keep stdout (what users pipe) first
+    return code, out.getvalue() + ("\n" + err.getvalue() if code else "")
+
+
+@pytest.fixture(scope="module")
+def models(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    root = tmp_path_factory.mktemp("models")
+    cfg = root / "poe.toml"
+    cfg.write_text("n_samples = 200\n[train]\nepochs = 4\n")
+    jobs = [
+        ("variational_poe", "microlens", "poe", ["--limit", "400", "--config", cfg]),
+        ("attention_explain", "youtube_views_subscribers_2025", "explain", ["--limit", "400", "--epochs", "1"]),
+        ("rec_pop", "microlens", "pop", ["--set", "recipe.max_test_users=100"]),
+        ("rec_cb", "microlens", "cb", ["--set", "recipe.max_test_users=100"]),
+    ]
+    for model, data, name, extra in jobs:
+        code, out = run("train", model, "--data", data, "--out", root / name, *extra)
+        assert code == 0, out
+    return root
+
+
+def test_train_writes_a_reloadable_folder_with_its_recipe(models: Path) -> None:
+    poe = models / "poe"
+    assert {"config.json", "state.pt", "recipe.json", "train_report.json"} <= {p.name for p in poe.iterdir()}
+    cfg = json.loads((poe / "config.json").read_text())["config"]
+    assert cfg["n_samples"] == 200 and cfg["train"]["epochs"] == 4  # from the TOML file
+    recipe = json.loads((poe / "recipe.json").read_text())
+    assert recipe["data"] == "microlens" and recipe["limit"] == 400
+    assert len(recipe["class_edges"]) == 4 and recipe["class_edges"] == sorted(recipe["class_edges"])
+
+
+def test_evaluate_scores_the_recipes_test_split(models: Path) -> None:
+    code, out = run("evaluate", models / "poe", "--json")
+    assert code == 0, out
+    res = json.loads(out[out.index("{") :])
+    views = res["metrics"]["log1p_views"]
+    assert views["n_test"] == 80  # 20 % of the 400-video sample
+    assert 0.0 <= views["coverage95"] <= 1.0 and views["width95"] > 0 and views["MAE"] > 0
+    code, out = run("evaluate", models / "pop")
+    assert code == 0 and "HR@10" in out
+
+
+def _predict(models: Path, *args: str) -> dict:
+    code, out = run("predict", models, "--json", *args)
+    assert code == 0, out
+    return json.loads(out[out.index("{") :])
+
+
+def test_predict_new_clip_gives_intervals_class_and_p_popular(models: Path) -> None:
+    res = _predict(models, "--video", str(CLIPS[0]), "--title", "my cat plays the piano", "--author-followers", "1200")
+    names = [t["name"] for t in res["targets"]]
+    assert names == ["views", "likes", "comments"]
+    for t in res["targets"]:
+        assert t["scale"] == "count" and 0 <= t["lower"] <= t["value"] <= t["upper"]
+    assert res["popularity_class"]["n_classes"] == 5 and 0 <= res["popularity_class"]["label"] < 5
+    assert 0.0 < res["p_popular"]["value"] < 1.0
+    # the PoE model was trained on titles only: the clip's frames and audio have no expert, and it says so
+    assert any("visual" in n and "acoustic" in n for n in res["notes"])
+    again = _predict(models, "--video", str(CLIPS[0]), "--title", "my cat plays the piano", "--author-followers", "1200")
+    assert again["targets"] == res["targets"]  # seeded sampler: a reloaded model predicts identically
+    other = _predict(models, "--cover", str(COVERS[0]), "--title", "a completely different title about cars")
+    assert other["targets"][0]["value"] != res["targets"][0]["value"]
+
+
+def test_predict_human_readable(models: Path) -> None:
+    code, out = run("predict", models / "poe", "--title", "how to cook rice")
+    assert code == 0, out
+    assert "views:" in out and "95% interval" in out and "popularity class:" in out
+
+
+@pytest.mark.parametrize(
+    "args, message",
+    [
+        ([], "give a video, a cover or a title"),
+        (["--video", "/no/such/clip.mp4"], "not found"),
+        (["--cover", __file__], "cover must be one of"),
+        (["--title", "x", "--author-followers", "-5"], "non-negative"),
+    ],
+)
+def test_predict_bad_input_exits_2_with_one_line(models: Path, args: list[str], message: str) -> None:
+    code, out = run("predict", models, *args)
+    assert code == 2
+    assert message in out and len([ln for ln in out.splitlines() if ln.startswith("error:")]) == 1
+
+
+def test_predict_without_models_exits_2(tmp_path: Path) -> None:
+    code, out = run("predict", tmp_path, "--title", "x")
+    assert code == 2 and "no saved vidpop models" in out
+
+
+def test_explain_writes_heatmaps_and_word_importances(models: Path, tmp_path: Path) -> None:
+    out_dir = tmp_path / "expl"
+    code, out = run("explain", models, "--video", str(CLIPS[0]), "--title", "funny cat video", "--out", out_dir)
+    assert code == 0, out
+    data = json.loads((out_dir / "explanation.json").read_text())
+    assert len(data["frames"]) > 1 and abs(sum(f["alpha"] for f in data["frames"]) - 1.0) < 1e-3
+    assert all((out_dir / f["overlay_png"]).is_file() for f in data["frames"])
+    assert [w["word"] for w in data["words"]] == ["funny", "cat", "video"]
+    assert str(out_dir / "explanation.png") in out.replace("\n", "")
+
+
+def test_recommend_by_history_user_and_text(models: Path) -> None:
+    code, out = run("recommend", models / "pop", "--history", "1,2,3", "-k", "5", "--json")
+    assert code == 0, out
+    res = json.loads(out[out.index("{") :])
+    assert [it["rank"] for it in res["items"]] == [1, 2, 3, 4, 5]
+    assert not {"1", "2", "3"} & {it["video_id"] for it in res["items"]}  # seen items are excluded
+    assert all(it["title"] for it in res["items"])
+    code, out = run("recommend", models / "pop", "--user", "1", "-k", "3")
+    assert code == 0 and len([ln for ln in out.splitlines() if ln.strip()[:1].isdigit()]) == 3
+    code, out = run("recommend", models / "pop", "--user", "no-such-user")
+    assert code == 2 and "unknown user" in out
+    code, out = run("recommend", models / "pop", "--text", "hero game")
+    assert code == 2 and "cold-start" in out
+    code, out = run("recommend", models / "cb", "--text", "king of glory hero highlights", "-k", "4", "--json")
+    assert code == 0, out
+    assert len(json.loads(out[out.index("{") :])["items"]) == 4
+
+
+def test_train_unknown_model_and_bad_data_exit_2(tmp_path: Path) -> None:
+    code, out = run("train", "no_such_model", "--data", "microlens", "--out", tmp_path / "m")
+    assert code == 2 and "unknown model" in out
+    code, out = run("train", "variational_poe", "--data", "no_such_dataset", "--out", tmp_path / "m")
+    assert code == 2
+
+
+def test_train_with_two_ddp_ranks_writes_a_single_process_checkpoint(tmp_path: Path) -> None:
+    out_dir = tmp_path / "poe_ddp"
+    code, out = run(
+        "train", "variational_poe", "--data", "microlens", "--limit", "300", "--epochs", "2",
+        "--set", "n_samples=50", "--nproc", "2", "--out", out_dir,
+    )  # fmt: skip
+    assert code == 0, out
+    report = json.loads((out_dir / "train_report.json").read_text())
+    assert report["world_size"] == 2 and report["backend"] == "gloo" and len(report["epochs"]) == 2
+    code, out = run("predict", out_dir, "--title", "loads in one process", "--json")
+    assert code == 0, out
