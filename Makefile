@@ -4,7 +4,7 @@ VENV ?= .venv
 PY := $(VENV)/bin/python
 STAMP := $(VENV)/.vidpop-installed
 
-.PHONY: setup demo test lint bench clean
+.PHONY: setup demo test lint bench clean browser
 
 setup: $(STAMP)
 
@@ -19,8 +19,15 @@ $(STAMP): pyproject.toml Makefile
 demo: setup
 	$(VENV)/bin/vidpop demo
 
-test: setup
+test: setup browser
 	$(PY) -m pytest -q
+
+# Debian's headless Chromium for the Playwright browser test (no browser downloads: the distribution's package).
+browser:
+	@test -x /usr/bin/chromium || { \
+	  if [ "$$(id -u)" = 0 ]; then SUDO=; else SUDO=sudo; fi; \
+	  $$SUDO apt-get update -qq && \
+	  $$SUDO env DEBIAN_FRONTEND=noninteractive apt-get install -y -qq chromium >/dev/null; }
 
 lint: setup
 	$(VENV)/bin/ruff check src tests benchmarks
