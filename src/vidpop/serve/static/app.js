@@ -4,6 +4,7 @@
 const $ = (id) => document.getElementById(id);
 const compact = new Intl.NumberFormat("en", { notation: "compact", maximumSignificantDigits: 3 });
 const plain = new Intl.NumberFormat("en", { maximumSignificantDigits: 4 });
+let uploadLimitMb = null; // from /models: refuse oversize files before uploading them
 
 function el(tag, attrs = {}, ...children) {
   const node = document.createElement(tag);
@@ -254,6 +255,11 @@ function setupPredict() {
       showError("Give a video, a cover or a title.");
       return;
     }
+    const bytes = [...$("video").files, ...$("cover").files].reduce((sum, f) => sum + f.size, 0);
+    if (uploadLimitMb && bytes > uploadLimitMb * 2 ** 20) {
+      showError(`The files are ${(bytes / 2 ** 20).toFixed(1)} MB; the server accepts at most ${uploadLimitMb} MB.`);
+      return;
+    }
     const body = new FormData(form);
     try {
       setBusy(button, status, "Predicting…");
@@ -330,6 +336,7 @@ function setupRecommend() {
 async function showModels() {
   try {
     const data = await callApi("/models");
+    uploadLimitMb = data.upload_limit_mb;
     $("models-info").textContent = "Models: " + data.models
       .map((m) => `${m.name} (${m.model}: ${m.roles.join(", ")}${m.trained_on.length ? "; " + m.trained_on.join(", ") : ""})`)
       .join(" · ");
