@@ -11,7 +11,6 @@ from __future__ import annotations
 import socket
 import threading
 import time
-from collections.abc import Iterator
 from pathlib import Path
 
 import pandas as pd
@@ -115,8 +114,3 @@ class ServerThread:
     def __exit__(self, *exc: object) -> None:
         self.server.should_exit = True
         self.thread.join(timeout=10)
-
-
-def serve(app: object) -> Iterator[ServerThread]:
-    with ServerThread(app) as server:
-        yield server
