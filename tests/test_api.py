@@ -99,7 +99,7 @@ def test_predict_real_clip_and_cover(client: TestClient, work_dir: Path) -> None
     r = client.post("/predict", files=files(video=real_clip(), cover=real_cover()), data=data)
     assert r.status_code == 200, r.text
     out = r.json()
-    assert out["inputs"]["video"].endswith(".mp4") and out["inputs"]["cover"].endswith(".jpg")
+    assert out["inputs"]["video"] == real_clip().name and out["inputs"]["cover"] == real_cover().name
     assert out["inputs"]["author_followers"] == 1200
     views = next(t for t in out["targets"] if t["name"] == "views")
     assert views["scale"] == "count" and 0 <= views["lower"] <= views["value"] <= views["upper"]
@@ -176,6 +176,7 @@ def test_explain_serves_artifact_images(client: TestClient, work_dir: Path) -> N
     out = r.json()
     assert out["frames"] and all(f["overlay_url"].startswith("/artifacts/") for f in out["frames"])
     assert [w["word"] for w in out["words"]] == ["sunset", "over", "the", "old", "harbour"]
+    assert out["source"] == real_cover().name
     assert 0.0 <= out["p_popular"] <= 1.0
     urls = [f["overlay_url"] for f in out["frames"]] + list(out["urls"].values())
     for url in urls:

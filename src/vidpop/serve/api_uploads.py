@@ -48,6 +48,15 @@ def safe_suffix(filename: str) -> str:
     return suffix if _SUFFIX.match(suffix) else ""
 
 
+def safe_name(filename: str, default: str) -> str:
+    """The uploaded file's own name (shown back in the answers), reduced to harmless characters; its suffix
+    (lower-cased) is always kept, since it decides how the file is read."""
+    suffix = safe_suffix(filename)
+    stem = Path(filename.replace("\\", "/")).name[: -len(suffix) or None]
+    stem = re.sub(r"[^A-Za-z0-9_-]+", "_", stem).strip("_")[:80] or default
+    return stem + suffix
+
+
 class _Collector:
     """python-multipart callbacks that write file parts into ``folder`` and keep text parts in memory."""
 
@@ -89,7 +98,8 @@ class _Collector:
             if self._name in self.form.files:
                 raise HTTPException(422, f"more than one '{self._name}' file")
             filename = options[b"filename"].decode("utf-8", "replace")
-            self._path = self.folder / f"{self._name}{safe_suffix(filename)}"
+            (self.folder / self._name).mkdir(exist_ok=True)
+            self._path = self.folder / self._name / safe_name(filename, self._name)
             self._file = open(self._path, "wb")  # noqa: SIM115 - closed in on_part_end / close()
 
     def on_part_data(self, data: bytes, start: int, end: int) -> None:
