@@ -7,6 +7,7 @@ from __future__ import annotations
 import json
 import math
 import sys
+from html import escape
 from pathlib import Path
 
 import pytest
@@ -48,8 +49,8 @@ def test_smoke_report_writes_html_summary_and_pngs(smoke: tuple[Path, dict]) -> 
         assert f'href="{name}"' in html, name
         assert f"![{name}]({name})" in summary, name
     assert html.count("data:image/png;base64,") == len(pngs)
-    for text in (html, summary):
-        assert paper_claims.DISCLAIMER in text
+    for text, disclaimer in ((html, escape(paper_claims.DISCLAIMER)), (summary, paper_claims.DISCLAIMER)):
+        assert disclaimer in text
         assert "not available offline" in text
 
 

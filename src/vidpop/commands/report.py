@@ -21,6 +21,7 @@ def report(
     ),
     seed: int = typer.Option(0, "--seed", help="Seed of the splits and the models."),
     progress: bool = typer.Option(True, "--progress/--no-progress", help="Progress bars."),
+    threads: int = typer.Option(1, "--threads", min=0, help="torch threads (0 = torch's default)."),
 ) -> None:
     """Run the five methods and their baselines; write one HTML report and a markdown summary beside the
     papers' claims (the data differ from the papers': the report says so)."""
@@ -28,7 +29,7 @@ def report(
 
     if budget not in BUDGETS:  # "smoke" is accepted but not advertised: it exists for the tests
         raise VidpopError(f"--budget must be quick or full, got {budget!r}")
-    r = run_report(data, out, budget, seed, progress=progress, log=typer.echo)
+    r = run_report(data, out, budget, seed, progress=progress, log=typer.echo, threads=threads or None)
     missing = [t.title for t in r.tables if t.missing]
     typer.echo(f"report: {out / 'report.html'}; summary: {out / 'summary.md'} ({r.seconds:.0f} s)")
     if missing:

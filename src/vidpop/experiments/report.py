@@ -78,7 +78,7 @@ BUDGETS: dict[str, Budget] = {
         fusion_limit=4000,
         poe_epochs=20,
         attention_epochs=10,
-        rec_users=1000,
+        rec_users=2500,  # the benchmark's larger user sample: its s/epoch compares directly
         rec_epochs=3,
         rec_tables=("long", "cold"),
     ),
@@ -116,12 +116,14 @@ class Report:
     tables: list[ReportTable] = field(default_factory=list)
     seconds: float = 0.0
     out: Path | None = None
+    threads: int | None = None
 
     def to_json(self) -> dict[str, Any]:
         return {
             "data": self.data,
             "budget": asdict(self.budget),
             "seed": self.seed,
+            "threads": self.threads,
             "seconds": self.seconds,
             "tables": [asdict(t) for t in self.tables],
         }
@@ -167,9 +169,15 @@ def run_report(
     seed: int = 0,
     progress: bool = True,
     log: Callable[[str], None] = print,
+    threads: int | None = 1,
 ) -> Report:
     """Run every section of ``budget`` and write ``report.html``, ``summary.md``, ``report.json`` and the
-    PNGs into ``out``. A section that fails keeps its place in the report with the reason."""
+    PNGs into ``out``. A section that fails keeps its place in the report with the reason.
+
+    ``threads``: torch intra-op threads. 1 by default, like ``vidpop poe``/``attention``: these models are
+    small, and on a shared 2-core box more threads mostly spin against each other (measured: the smoke
+    relation table took 14 s on an idle box and 128 s with 2 threads at load average 4)."""
+    import torch
     from tqdm.auto import tqdm
 
     from vidpop.experiments import report_rec, report_render, report_sections
@@ -181,31 +189,42 @@ def run_report(
     ds = load_data(data)  # bad input fails here, before anything slow
     out = Path(out)
     out.mkdir(parents=True, exist_ok=True)
-    report = Report(data_label(data), budget, seed, out=out)
-    t0 = time.perf_counter()
+    report = Report(data_label(data), budget, seed, out=out, threads=threads)
     ctx = report_sections.Context(data, ds, budget, seed, progress, log, out)
-    bar = tqdm(budget.sections, desc="report", disable=not progress, unit="section")
-    for name in bar:
-        bar.set_postfix_str(name)
-        log(f"[report] {name} ...")
-        start = time.perf_counter()
-        try:
-            tables = report_sections.SECTIONS[name](ctx)
-        except VidpopError as exc:
-            tables = [ReportTable(name, name, name, "", data_label(data), missing=str(exc))]
-        except Exception as exc:  # one failing method must not hide the others
-            tables = [
-                ReportTable(name, name, name, "", data_label(data), missing=f"failed: {type(exc).__name__}: {exc}")
-            ]
-        if len(tables) == 1 and not tables[0].seconds:
-            tables[0].seconds = time.perf_counter() - start
-        for t in tables:
-            log(f"[report]   {t.title}: {len(t.rows)} rows, {t.seconds:.0f} s{' — ' + t.missing if t.missing else ''}")
-        report.tables += tables
-    bar.close()
+    before = torch.get_num_threads()
+    if threads:
+        torch.set_num_threads(threads)
+    t0 = time.perf_counter()
+    try:
+        bar = tqdm(budget.sections, desc="report", disable=not progress, unit="section")
+        for name in bar:
+            bar.set_postfix_str(name)
+            report.tables += _run_section(name, ctx)
+        bar.close()
+    finally:
+        torch.set_num_threads(before)  # the caller's setting (tests share one process)
     report.tables.append(report_rec.speed_table(report.tables, ctx))
     report.seconds = time.perf_counter() - t0
     report_render.write_all(report, out)
     (out / "report.json").write_text(json.dumps(report.to_json(), indent=1, default=str))
     log(f"[report] wrote {out / 'report.html'} and {out / 'summary.md'} in {report.seconds:.0f} s")
     return report
+
+
+def _run_section(name: str, ctx: Any) -> list[ReportTable]:
+    """One section's tables; a failure becomes a table that says why, so the other methods still report."""
+    from vidpop.experiments import report_sections
+
+    ctx.log(f"[report] {name} ...")
+    start = time.perf_counter()
+    try:
+        tables = report_sections.SECTIONS[name](ctx)
+    except VidpopError as exc:
+        tables = [ReportTable(name, name, name, "", ctx.label, missing=str(exc))]
+    except Exception as exc:  # one failing method must not hide the others
+        tables = [ReportTable(name, name, name, "", ctx.label, missing=f"failed: {type(exc).__name__}: {exc}")]
+    if len(tables) == 1 and not tables[0].seconds:
+        tables[0].seconds = time.perf_counter() - start
+    for t in tables:
+        ctx.log(f"[report]   {t.title}: {len(t.rows)} rows, {t.seconds:.0f} s{' — ' + t.missing if t.missing else ''}")
+    return tables

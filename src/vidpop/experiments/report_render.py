@@ -79,7 +79,7 @@ def speed_figure(table: ReportTable, path: Path) -> Path | None:
     ax.set_xticks(np.arange(len(rows)))
     ax.set_xticklabels([r["model"].replace(" (", "\n(") for r in rows], fontsize=7)
     ax.set_yscale("log")
-    ax.set_ylabel("seconds per epoch (log scale)")
+    ax.set_ylabel("seconds (log scale)")
     ax.set_title("Training speed on MicroLens (2 CPU cores)", fontsize=9)
     ax.legend(fontsize=7)
     fig.tight_layout()
@@ -100,7 +100,9 @@ def _cell(row: dict[str, Any], metric: str, seeds: int) -> str:
     v = row.get(metric)
     if not is_finite(v):
         return "–"
-    digits = 1 if metric.endswith("_s") or "s/epoch" in metric else (4 if "@" in metric else 3)
+    if metric.endswith("_s") or "s/epoch" in metric or "fit s" in metric:  # seconds: 3 significant digits
+        return f"{float(v):.3g}" if float(v) < 100 else f"{float(v):.0f}"
+    digits = 4 if "@" in metric else 3
     s = f"{float(v):.{digits}f}"
     if seeds > 1 and is_finite(row.get(f"{metric}_std")):
         s += f" ± {float(row[f'{metric}_std']):.{digits}f}"
