@@ -137,24 +137,20 @@ def is_finite(v: Any) -> bool:
 def load_data(name_or_dir: str) -> VideoDataset:
     """``--data``: an imported dataset folder (``manifest.json``) or an adapter name; anything else is a
     user error reported in one line (exit code 2)."""
-    from vidpop.data.adapters.base import _ADAPTERS, _import_all
+    from vidpop.data.adapters import get_adapter
 
     p = Path(name_or_dir)
     if (p / "manifest.json").exists():
         return VideoDataset.load(p)
-    _import_all()
-    if name_or_dir not in _ADAPTERS:
-        if p.exists():
-            raise VidpopError(
-                f"--data {name_or_dir}: folder has no manifest.json (import it with `vidpop data import`)"
-            )
+    if p.is_dir():
+        raise VidpopError(f"--data {name_or_dir}: folder has no manifest.json (import it with `vidpop data import`)")
+    try:
+        adapter = get_adapter(name_or_dir)
+    except VidpopError as exc:
         raise VidpopError(
-            f"--data {name_or_dir!r} is neither an imported dataset folder nor an adapter "
-            f"(known: {', '.join(sorted(_ADAPTERS))})"
-        )
-    from vidpop.data.adapters import get_adapter
-
-    return get_adapter(name_or_dir).load()
+            f"--data {name_or_dir!r} is neither an imported dataset folder nor an adapter: {exc}"
+        ) from exc
+    return adapter.load()
 
 
 def data_label(name_or_dir: str) -> str:
