@@ -51,7 +51,7 @@ def train_models(root: Path) -> Path:
         "attention_explain",
         "youtube_views_subscribers_2025",
         root / "explain",
-        {"recipe": {"limit": 600}, "train": {"epochs": 2}},
+        {"recipe": {"limit": 600, "covers_limit": 400}, "train": {"epochs": 2}},
     )
     train("rec_pop", "microlens", root / "rec_pop", {"recipe": {"max_test_users": 200}})
     train("rec_cb", "microlens", root / "rec_text", {"recipe": {"max_test_users": 200}})

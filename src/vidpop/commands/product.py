@@ -214,7 +214,7 @@ def serve(
     host: str = typer.Option("127.0.0.1"),
     port: int = typer.Option(8000),
     token: str | None = typer.Option(None, envvar="VIDPOP_API_TOKEN", help="Token for write endpoints (reload)."),
-    max_upload_mb: int = typer.Option(200, help="Upload size cap per file."),
+    max_upload_mb: int = typer.Option(200, help="Upload size cap per request (all files together), MB."),
 ) -> None:
     """Serve the REST API (OpenAPI at /docs) and the web page at http://HOST:PORT/."""
     import uvicorn

@@ -6,8 +6,9 @@ in one process or under ``torchrun`` (``vidpop train ... --nproc N``). What a re
 seed, row limit) is saved as ``recipe.json`` in the model folder; the evaluator of the model reads it.
 
 Options that belong to the recipe rather than the model travel as ``recipe.<key>`` config overrides:
-``recipe.limit`` (a seeded sample of that many videos), ``recipe.seed``, ``recipe.covers`` (attention:
-the cover collection), ``recipe.min_user_interactions`` and ``recipe.max_test_users`` (recommenders).
+``recipe.limit`` (a seeded sample of that many videos), ``recipe.seed``, ``recipe.covers`` and
+``recipe.covers_limit`` (attention: the cover collection and its sample size),
+``recipe.min_user_interactions`` and ``recipe.max_test_users`` (recommenders).
 """
 
 from __future__ import annotations
@@ -158,7 +159,8 @@ def _attention_tasks(data: str, opts: dict[str, Any]) -> tuple[Any, Any]:
 
     seed = int(opts.get("seed", 0))
     head = bench.headline_task(load_data(data, opts.get("limit"), seed))
-    covers = bench.cover_task(load_data(opts.get("covers", "spotify_fresh_finds_covers_2022"), None, seed))
+    cover_data = load_data(opts.get("covers", "spotify_fresh_finds_covers_2022"), opts.get("covers_limit"), seed)
+    covers = bench.cover_task(cover_data)
     return head, covers
 
 
