@@ -4,7 +4,7 @@ VENV ?= .venv
 PY := $(VENV)/bin/python
 STAMP := $(VENV)/.vidpop-installed
 
-.PHONY: setup demo test lint bench clean browser
+.PHONY: setup demo test lint bench clean browser models serve report
 
 setup: $(STAMP)
 
@@ -28,6 +28,21 @@ browser:
 	  if [ "$$(id -u)" = 0 ]; then SUDO=; else SUDO=sudo; fi; \
 	  $$SUDO apt-get update -qq && \
 	  $$SUDO env DEBIAN_FRONTEND=noninteractive apt-get install -y -qq chromium >/dev/null; }
+
+# The default model bundle behind `vidpop predict/explain/recommend/serve models`, trained on the real data.
+MODELS ?= models
+models: setup
+	$(VENV)/bin/vidpop train variational_poe --data microlens --set kl_weight=0.01 --out $(MODELS)/poe
+	$(VENV)/bin/vidpop train attention_explain --data youtube_views_subscribers_2025 --out $(MODELS)/explain
+	$(VENV)/bin/vidpop train rec_itemknn --data microlens --out $(MODELS)/itemknn
+	$(VENV)/bin/vidpop train rec_cb --data microlens --out $(MODELS)/cb
+
+serve: setup
+	@test -d $(MODELS) || { echo "no $(MODELS)/ yet: run 'make models' first"; exit 2; }
+	$(VENV)/bin/vidpop serve --models $(MODELS)
+
+report: setup
+	$(VENV)/bin/vidpop report --data microlens --out runs/report
 
 lint: setup
 	$(VENV)/bin/ruff check src tests benchmarks

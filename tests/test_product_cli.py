@@ -151,6 +151,11 @@ def test_recommend_by_history_user_and_text(models: Path) -> None:
     code, out = run("recommend", models / "rec_text", "--text", "king of glory hero highlights", "-k", "4", "--json")
     assert code == 0, out
     assert len(json.loads(out[out.index("{") :])["items"]) == 4
+    # a text model given a known user ranks from the user's titles but never returns what the user watched
+    code, out = run("recommend", models / "rec_text", "--user", "1", "-k", "5", "--json")
+    assert code == 0, out
+    res = json.loads(out[out.index("{") :])
+    assert res["query"]["history"] and not set(res["query"]["history"]) & {it["video_id"] for it in res["items"]}
 
 
 def test_train_unknown_model_and_bad_data_exit_2(tmp_path: Path) -> None:

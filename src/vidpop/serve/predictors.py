@@ -231,7 +231,9 @@ class ModelBundle:
         text = (text or "").strip() or None
         ids = [h.strip() for h in (history or []) if h.strip()]
         notes: list[str] = []
-        lm = recs[0]
+        # a watch history goes to a sequence/collaborative model; text alone to a text (cold-start) model
+        by_history = [m for m in recs if not getattr(m.model, "uses_text", False)]
+        lm = (by_history or recs)[0]
         items = pd.read_parquet(lm.path / "items.parquet")
         if user is not None:
             users = pd.read_parquet(lm.path / "users.parquet")
@@ -260,7 +262,10 @@ class ModelBundle:
         else:
             query = UserQuery(history=hist, times=np.arange(len(hist), dtype="float64"), text=text)
         scores = np.asarray(lm.model.score([query]), dtype="float64")[0]
-        top = lm.model.recommend([query], k=k, exclude_seen=True)[0]
+        # the model's own top-k (greedy generation for the interest RNN); never re-recommend what the user
+        # watched, also from text models, which do not see the history
+        seen = set(hist.tolist())
+        top = [j for j in lm.model.recommend([query], k=k + len(seen), exclude_seen=True)[0] if j not in seen][:k]
         has_cover = items["cover_path"].notna() if "cover_path" in items else pd.Series(False, index=items.index)
         return {
             "model": lm.name,
