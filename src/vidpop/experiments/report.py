@@ -80,7 +80,7 @@ BUDGETS: dict[str, Budget] = {
         attention_epochs=10,
         rec_users=2500,  # the benchmark's larger user sample: its s/epoch compares directly
         rec_epochs=3,
-        rec_tables=("long", "cold"),
+        rec_tables=("long", "short", "cold"),
     ),
     "full": Budget("full", seeds=3, fusion_weights=(0.0, 0.3, 0.45, 0.6, 0.75, 0.9, 1.0), poe_samples=1000),
 }
@@ -190,6 +190,7 @@ def run_report(
     before = torch.get_num_threads()
     if threads:
         torch.set_num_threads(threads)
+    ctx.facts["torch_threads"] = torch.get_num_threads()
     t0 = time.perf_counter()
     try:
         bar = tqdm(budget.sections, desc="report", disable=not progress, unit="section")

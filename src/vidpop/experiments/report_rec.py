@@ -53,6 +53,7 @@ def rec(ctx: Context) -> list[ReportTable]:
         notes.append(f"--data {ctx.label} has no interactions: the recommenders run on {dataset}")
         ds = load_data(dataset)
     sub = _user_sample(ds, b.rec_users, ctx.seed)
+    ctx.facts["rec_sample"] = f"{sub.interactions['user_id'].nunique():,} users, {len(sub.interactions):,} interactions"
     if b.rec_users:
         notes.append(
             f"a seeded sample of {b.rec_users} users ({len(sub.interactions):,} interactions) for training "
@@ -158,10 +159,10 @@ def speed_table(tables: list[ReportTable], ctx: Context) -> ReportTable:
         rows.append(row)
     metrics = ["s/epoch (this run)", "fit s, whole fit (this run)"]
     metrics += list(dict.fromkeys(k for r in rows for k in r if k.startswith("bench")))
-    rec_users = ctx.budget.rec_users or "all"
+    sample = ctx.facts.get("rec_sample", f"{ctx.budget.rec_users or 'all'} users")
     notes = [
-        f"this run: {rec_users} MicroLens users (seconds per epoch as each model reports it; epoch cap "
-        f"{ctx.budget.rec_epochs or 'model default'})"
+        f"this run: MicroLens sample of {sample}, torch threads {ctx.facts.get('torch_threads', '?')} (seconds "
+        f"per epoch as each model reports it; epoch cap {ctx.budget.rec_epochs or 'model default'})"
     ]
     notes.append(
         f"benchmark: {BENCH_FILE.relative_to(BENCH_FILE.parents[2])} (`make bench`; one epoch on nested samples "

@@ -101,7 +101,8 @@ def _cell(row: dict[str, Any], metric: str, seeds: int) -> str:
     if not is_finite(v):
         return "–"
     if metric.endswith("_s") or "s/epoch" in metric or "fit s" in metric:  # seconds: 3 significant digits
-        return f"{float(v):.3g}" if float(v) < 100 else f"{float(v):.0f}"
+        x = float(v)
+        return "<0.001" if 0 <= x < 0.001 else (f"{x:.3g}" if x < 100 else f"{x:.0f}")
     digits = 4 if "@" in metric else 3
     s = f"{float(v):.{digits}f}"
     if seeds > 1 and is_finite(row.get(f"{metric}_std")):

@@ -11,7 +11,7 @@ from __future__ import annotations
 import dataclasses
 import time
 from collections.abc import Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
@@ -31,6 +31,8 @@ class Context:
     progress: bool
     log: Callable[[str], None]
     out: Path = Path("report")
+    #: facts one section leaves for a later table (e.g. the rec sample's size for the speed table)
+    facts: dict[str, Any] = field(default_factory=dict)
 
     @property
     def label(self) -> str:
