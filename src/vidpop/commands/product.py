@@ -216,13 +216,13 @@ def serve(
     token: str | None = typer.Option(None, envvar="VIDPOP_API_TOKEN", help="Token for write endpoints (reload)."),
     max_upload_mb: int = typer.Option(200, help="Upload size cap per request (all files together), MB."),
 ) -> None:
-    """Serve the REST API (OpenAPI at /docs) and the web page at http://HOST:PORT/."""
+    """Serve the REST API (schema at /openapi.json) and the web page at http://HOST:PORT/."""
     import uvicorn
 
     from vidpop.serve.app import ServeSettings, create_app
 
     app = create_app(models, ServeSettings(token=token, max_upload_mb=max_upload_mb))
-    typer.echo(f"vidpop: http://{host}:{port}/ (API docs at /docs)", err=True)
+    typer.echo(f"vidpop: http://{host}:{port}/ (API schema at /openapi.json)", err=True)
     uvicorn.run(app, host=host, port=port, log_level="info")
 
 
