@@ -52,6 +52,8 @@ def rec(ctx: Context) -> list[ReportTable]:
         dataset = "microlens"
         notes.append(f"--data {ctx.label} has no interactions: the recommenders run on {dataset}")
         ds = load_data(dataset)
+    elif not ctx.is_adapter:
+        notes.append(f"`vidpop rec tables` reads adapter names only; this table ran on the folder {ctx.data}")
     sub = _user_sample(ds, b.rec_users, ctx.seed)
     ctx.facts["rec_sample"] = f"{sub.interactions['user_id'].nunique():,} users, {len(sub.interactions):,} interactions"
     if b.rec_users:

@@ -214,7 +214,7 @@ def poe(ctx: Context) -> list[ReportTable]:
     from vidpop.models.variational_poe import VariationalPoEConfig
 
     b = ctx.budget
-    ds, dataset, notes = ctx.ds, ctx.label, [_budget_note(b)]
+    ds, dataset, notes = ctx.ds, ctx.data, [_budget_note(b)]  # `vidpop poe evaluate` takes folders too
     try:
         px.labelled(ds)
     except NoLabelledDataError as exc:
