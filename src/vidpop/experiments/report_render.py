@@ -1,7 +1,8 @@
 """Rendering of ``vidpop report``: one bar chart per table, the training-speed figure, the markdown summary
 and the self-contained HTML page (PNGs inlined as base64 and also written next to it).
 
-Kept apart from the runners so that a report can be re-rendered from ``report.json`` without retraining.
+Kept apart from the runners: rendering only reads :class:`~vidpop.experiments.report.ReportTable` rows, so
+the look of the report can change without touching how any number is measured.
 """
 
 from __future__ import annotations

@@ -303,7 +303,7 @@ def attention(ctx: Context) -> list[ReportTable]:
         rows.append(
             {
                 "model": r["row"],
-                "data": r.get("data", "-"),
+                "group": r.get("data", "-"),  # the dataset: the chart groups bars by it
                 "note": note,
                 **{k: r[k] for k in ("accuracy", "accuracy_std", "spearman", "spearman_std", "n_test") if k in r},
             }
