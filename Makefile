@@ -32,7 +32,7 @@ browser:
 # The default model bundle behind `vidpop predict/explain/recommend/serve models`, trained on the real data.
 MODELS ?= models
 models: setup
-	$(VENV)/bin/vidpop train variational_poe --data microlens --set kl_weight=0.01 --out $(MODELS)/poe
+	$(VENV)/bin/vidpop train variational_poe --data microlens --set kl_weight=0.01 --set n_hidden=2 --out $(MODELS)/poe
 	$(VENV)/bin/vidpop train attention_explain --data youtube_views_subscribers_2025 --out $(MODELS)/explain
 	$(VENV)/bin/vidpop train rec_itemknn --data microlens --out $(MODELS)/itemknn
 	$(VENV)/bin/vidpop train rec_cb --data microlens --out $(MODELS)/cb
