@@ -34,6 +34,16 @@ def test_mlp_learns_and_reloads_identically(tmp_path) -> None:
     m2 = load_model(tmp_path / "model")
     assert m2.config == m.config
     np.testing.assert_allclose(m2.predict(X[350:]), m.predict(X[350:]), rtol=0, atol=1e-6)
+    # a folder saved by a vidpop with one more nested option still loads (the option is dropped, with a warning)
+    import json
+
+    cfg_path = tmp_path / "model" / "config.json"
+    meta = json.loads(cfg_path.read_text())
+    meta["config"]["train"]["option_from_the_future"] = 1
+    cfg_path.write_text(json.dumps(meta))
+    with pytest.warns(UserWarning, match="option_from_the_future"):
+        m3 = load_model(tmp_path / "model")
+    np.testing.assert_allclose(m3.predict(X[350:]), m.predict(X[350:]), rtol=0, atol=1e-6)
 
 
 def test_unfitted_model_refuses_to_predict_or_save(tmp_path) -> None:

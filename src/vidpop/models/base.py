@@ -145,16 +145,28 @@ def _config_from_dict(config_cls: type, values: dict[str, Any]) -> Any:
             continue
         v = values[f.name]
         if dataclasses.is_dataclass(f.type) and isinstance(v, dict):
-            v = f.type(**v)
+            v = _nested_config(f.type, v)
         elif isinstance(f.type, str) and isinstance(v, dict):
             # postponed annotations: resolve nested dataclass configs by the default's type
             default = f.default_factory() if f.default_factory is not dataclasses.MISSING else None  # type: ignore[misc]
             if dataclasses.is_dataclass(default):
-                v = type(default)(**v)
+                v = _nested_config(type(default), v)
         elif isinstance(v, list) and isinstance(f.default, tuple):
             v = tuple(v)
         kwargs[f.name] = v
     return config_cls(**kwargs)
+
+
+def _nested_config(config_cls: type, values: dict[str, Any]) -> Any:
+    """A nested config (e.g. ``train``) from saved values; options this version does not know (a model saved
+    by another vidpop version) are dropped with a warning instead of failing the load."""
+    import warnings
+
+    known = {f.name for f in dataclasses.fields(config_cls)}
+    unknown = sorted(set(values) - known)
+    if unknown:
+        warnings.warn(f"ignoring unknown {config_cls.__name__} option(s) {unknown}", stacklevel=3)
+    return config_cls(**{k: v for k, v in values.items() if k in known})
 
 
 def load_model(in_dir: str | Path) -> VidpopModel:
