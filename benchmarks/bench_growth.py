@@ -6,7 +6,8 @@ Rows are real MicroLens videos (19,738; their comment interactions come along). 
   the ``generic`` adapter and saved as a VideoDataset (Parquet);
 * extraction: MiniLM title embeddings of the N titles through ``extract_kind`` (engine ``auto``),
   one atomic store part per 256 titles — values stream to disk, they are never held all at once;
-* one training epoch: the demo's MLP (title embedding + category -> log views, likes, comments).
+* one training epoch: the demo's MLP (title embedding + category -> log views, likes, comments);
+  the fastest of three one-epoch fits (sub-second timings are at the mercy of the machine's load).
 
 "Linear" is judged by the cost per row at the largest size divided by the cost per row at 10k
 (<= 1.5 allowed for noise on a shared machine; fixed costs make small sizes *more* expensive per row).
@@ -31,6 +32,7 @@ from vidpop.models import build_model
 
 SIZES = (1_000, 10_000, None)  # None = all rows
 TARGETS = ["views", "likes", "comments"]
+EPOCH_REPEATS = 3
 
 
 def _write_csv_source(ds: VideoDataset, n: int, folder: Path) -> None:
@@ -48,10 +50,13 @@ def _epoch(ds: VideoDataset, store: FeatureStore) -> tuple[Any, int]:
     ok = present & np.isfinite(y).all(axis=1)
     cats = MultiHotEncoder().fit(ds.videos["category"][ok])
     X = np.hstack([title, cats.transform(ds.videos["category"])])[ok]
-    model = build_model("mlp", hidden=(256, 128), train={"epochs": 1, "batch_size": 256, "progress": False})
-    with measure() as m:
-        model.fit(X, y[ok])
-    return m, int(ok.sum())
+    best = None
+    for _ in range(EPOCH_REPEATS):  # an epoch is short: keep the fastest of a few, as timeit does, against noise
+        model = build_model("mlp", hidden=(256, 128), train={"epochs": 1, "batch_size": 256, "progress": False})
+        with measure() as m:
+            model.fit(X, y[ok])
+        best = m if best is None or m.seconds < best.seconds else best
+    return best, int(ok.sum())
 
 
 def _mb(m: Any) -> str:
