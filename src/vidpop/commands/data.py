@@ -21,8 +21,20 @@ def import_(
     src: Path | None = typer.Argument(None, help="Source folder/file (default: the staged copy under $VIDPOP_DATA)."),
     out: Path = typer.Option(..., "--out", "-o", help="Output folder for the Parquet tables + manifest."),
     option: list[str] = typer.Option([], "--option", help="Adapter option key=value (repeatable)."),
+    chunk_rows: int | None = typer.Option(
+        None, help="generic adapter: stream each table this many rows at a time (bounded memory)."
+    ),
 ) -> None:
     """Read a source with an adapter and write it in vidpop's schema."""
+    if chunk_rows is not None:
+        if adapter != "generic" or src is None:
+            raise VidpopError("--chunk-rows streams the generic adapter's files: give `generic PATH`")
+        from vidpop.data.streaming import stream_import
+
+        manifest = stream_import(src, out, parse_options(option), chunk_rows)
+        typer.echo(f"imported {adapter} -> {out} (streamed, {chunk_rows} rows per chunk)")
+        typer.echo(f"rows: {manifest['row_counts']}; engagement columns: {manifest['engagement_columns']}")
+        return
     ds = get_adapter(adapter, **parse_options(option)).load(src)
     ds.save(out)
     typer.echo(f"imported {adapter} -> {out}")

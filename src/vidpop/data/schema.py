@@ -95,6 +95,22 @@ def _coerce(df: pd.DataFrame, columns: dict[str, str]) -> pd.DataFrame:
     return df
 
 
+def write_manifest(
+    out: Path, name: str, row_counts: dict[str, int], engagement_columns: list[str], meta: dict[str, Any]
+) -> dict[str, Any]:
+    """Write ``manifest.json`` (last: a folder with a manifest has all its tables) and return it."""
+    manifest = {
+        "schema_version": SCHEMA_VERSION,
+        "name": name,
+        "created_at": datetime.now(UTC).isoformat(timespec="seconds"),
+        "row_counts": row_counts,
+        "engagement_columns": engagement_columns,
+        "meta": meta,
+    }
+    (out / "manifest.json").write_text(json.dumps(manifest, indent=2, default=str))
+    return manifest
+
+
 def empty_table(table: str) -> pd.DataFrame:
     """An empty frame with the required columns of ``table``."""
     columns, required = TABLES[table]
@@ -184,15 +200,7 @@ class VideoDataset:
             tmp = out / f".{table}.parquet.tmp"
             df.to_parquet(tmp, index=False)
             tmp.replace(out / f"{table}.parquet")
-        manifest = {
-            "schema_version": SCHEMA_VERSION,
-            "name": self.name,
-            "created_at": datetime.now(UTC).isoformat(timespec="seconds"),
-            "row_counts": self.row_counts(),
-            "engagement_columns": self.engagement_columns,
-            "meta": self.meta,
-        }
-        (out / "manifest.json").write_text(json.dumps(manifest, indent=2, default=str))
+        write_manifest(out, self.name, self.row_counts(), self.engagement_columns, self.meta)
         return out
 
     @classmethod

@@ -160,17 +160,22 @@ class GenericAdapter(Adapter):
             self.default_source()
         return super().load(src)
 
-    def read(self, path: Path) -> VideoDataset:
-        mapping = parse_mapping(self.options)
+    def table_files(self, path: Path) -> dict[str, Path | None]:
+        """The file of each table (a single file is the videos table); checks the options map only those."""
         if path.is_dir():
             files = {t: _find(path, t) for t in TABLES}
             if files["videos"] is None:
                 raise DataNotFoundError(f"generic: {path} has no videos table (videos{'|'.join(EXTENSIONS)})")
         else:
             files = {t: None for t in TABLES} | {"videos": path}
-        for table, cols in mapping.items():
+        for table, cols in parse_mapping(self.options).items():
             if cols and files[table] is None:
                 raise VidpopError(f"generic: options map columns of '{table}' but {path} has no {table} table")
+        return files
+
+    def read(self, path: Path) -> VideoDataset:
+        mapping = parse_mapping(self.options)
+        files = self.table_files(path)
         tz = str(self.options.get("timezone", "UTC"))
         unit = str(self.options.get("time_unit", "s"))
         tables: dict[str, pd.DataFrame] = {}
