@@ -179,7 +179,7 @@ def explain(
         data = bundle.explain(new, out)
     typer.echo(f"P(popular) = {data['p_popular']:.3f} ({data['model_dir']})")
     typer.echo(f"wrote {out / 'explanation.png'} (frame strip, heatmaps, word shading) and {out / 'explanation.json'}")
-    pngs = sorted(p.name for p in out.glob("*.png"))
+    pngs = sorted(str(p.relative_to(out)) for p in out.rglob("*.png"))
     typer.echo(f"{len(pngs)} PNG files in {out}: {', '.join(pngs[:6])}{' ...' if len(pngs) > 6 else ''}")
     if data["words"]:
         best = sorted(data["words"], key=lambda w: -w["beta"])[:5]
