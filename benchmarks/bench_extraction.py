@@ -40,6 +40,9 @@ MODES = [
 ]
 FULL_MODES = ("sequential", "sequential+skip_nonref", "keyframes")
 ROUNDS = 2
+#: each real clip is listed this many times (distinct ids) in the decode and full runs: with only 3 clips a
+#: pipeline never leaves its fill and drain phases, which is not what extracting a collection looks like
+REPEAT = 6
 
 
 def real_inputs() -> tuple[list[Path], list[Path]]:
@@ -101,12 +104,12 @@ class Best:
 def run() -> dict[str, Any]:
     videos, covers = real_inputs()
     bb = load_backbone()
-    n_v = len(videos)
-    items = [(v.stem, v) for v in videos]
+    items = [(f"{v.stem}#{k}", v) for k in range(REPEAT) for v in videos]
+    n_v = len(items)
     extractors = {label: FramesExtractor(N_FRAMES, mode=mode, skip_nonref=nr) for label, mode, nr in MODES}
     engine = extractors["sequential"].embedder.engine  # auto: chosen once (cached per backbone)
     choice = extractors["sequential"].embedder.engine_choice
-    x = np.concatenate([extractors["sequential"].embedder.decode(it)[1] for it in items])
+    x = np.concatenate([extractors["sequential"].embedder.decode(it)[1] for it in items[: len(videos)]])
     x = np.concatenate([x, bb.preprocess([str(c) for c in covers]).numpy()])
     engine(x[:8])  # warm-up
 
@@ -139,7 +142,8 @@ def run() -> dict[str, Any]:
 
     t_decode = Table(f"Decode only (PyAV threaded, real MicroLens HEVC 720p clips; best of {ROUNDS})",
                      ["what", "videos", "frames", "seconds", "frames/s", "videos/s", "peak RSS MB"])  # fmt: skip
-    t_decode.add("decode every frame", n_v, n_dec, every.seconds, n_dec / every.seconds, n_v / every.seconds,
+    n_clips = len(videos)
+    t_decode.add("decode every frame", n_clips, n_dec, every.seconds, n_dec / every.seconds, n_clips / every.seconds,
                  every.peak_rss_mb)  # fmt: skip
     decode_vps = {k: n_v / b.seconds for k, b in decode.items()}
     for label, b in decode.items():
@@ -151,7 +155,8 @@ def run() -> dict[str, Any]:
                     ["engine", "images", "batch", "seconds", "img/s", "peak RSS MB"])  # fmt: skip
     t_model.add(f"{choice.chosen} (auto: {choice.reason})", len(x), 32, model.seconds, model_ips, model.peak_rss_mb)
 
-    t_full = Table(f"Full extraction vs the limit ({n_v} real clips, {N_FRAMES} frames each, write included)",
+    t_full = Table(f"Full extraction vs the limit ({len(videos)} real clips x {REPEAT} = {n_v} items, "
+                   f"{N_FRAMES} frames each, write included)",
                    ["mode", "decode videos/s", "model videos/s", "limit videos/s", "full videos/s",
                     "limit/full (<=1.5)", "target", "peak RSS MB"])  # fmt: skip
     full_vps = {k: n_v / b.seconds for k, b in full.items()}
@@ -163,7 +168,7 @@ def run() -> dict[str, Any]:
 
     with measure() as m:
         naive_s = naive_loop(videos, bb)
-    naive_vps = n_v / naive_s
+    naive_vps = len(videos) / naive_s
     t_naive = Table("Pipelined vs naive loop (decode one frame, embed one frame, repeat)",
                     ["path", "videos/s", "speed-up vs naive (>=3)", "target", "peak RSS MB"])  # fmt: skip
     t_naive.add("naive: seek + full-size RGB + PIL resize + torch batch 1", naive_vps, 1.0, "", m.peak_rss_mb)
