@@ -23,11 +23,13 @@ test: setup browser
 	$(PY) -m pytest -q
 
 # Debian's headless Chromium for the Playwright browser test (no browser downloads: the distribution's package).
+# If it cannot be installed (no root, no sudo) the suite still runs and the browser test says why it skipped.
 browser:
 	@test -x /usr/bin/chromium || { \
 	  if [ "$$(id -u)" = 0 ]; then SUDO=; else SUDO=sudo; fi; \
 	  $$SUDO apt-get update -qq && \
-	  $$SUDO env DEBIAN_FRONTEND=noninteractive apt-get install -y -qq chromium >/dev/null; }
+	  $$SUDO env DEBIAN_FRONTEND=noninteractive apt-get install -y -qq chromium >/dev/null; } || \
+	  echo "WARNING: could not install Debian's chromium: tests/test_browser.py will be skipped"
 
 # The default model bundle behind `vidpop predict/explain/recommend/serve models`, trained on the real data.
 MODELS ?= models
