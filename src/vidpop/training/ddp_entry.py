@@ -43,6 +43,12 @@ from vidpop.training import distributed
 from vidpop.training.loop import seed_everything
 
 
+def dist_barrier() -> None:
+    import torch.distributed as dist
+
+    dist.barrier()
+
+
 @dataclass
 class TrainJob:
     """A model ready to ``fit(*args, **kwargs)`` and a one-line description of its data."""
@@ -179,6 +185,8 @@ def train(model: str, data: str, out: str | Path, config: dict[str, Any] | None 
             (path / "recipe.json").write_text(json.dumps({"model": model, **job.recipe}, indent=2, default=str))
             if job.after_save is not None:
                 job.after_save(job.model, path)
+        if joined:
+            dist_barrier()  # every rank leaves together: no gloo teardown while rank 0 still writes
         return report
     finally:
         if joined:

@@ -64,6 +64,9 @@ def _spawn_entry(rank: int, world_size: int, port: int, fn: Callable[..., Any], 
     dist.init_process_group("gloo", rank=rank, world_size=world_size)
     try:
         fn(rank, world_size, *args)
+        # no rank tears gloo down while a peer may still be talking to it (seen as SIGABRT,
+        # "terminate called without an active exception", in a rank that exited first)
+        dist.barrier()
     finally:
         cleanup()
 
