@@ -23,3 +23,11 @@ class MissingBackboneError(VidpopError):
 
 class NoLabelledDataError(VidpopError):
     """An evaluation needs labelled items of a kind that the data does not have."""
+
+
+class MissingModelError(VidpopError):
+    """A model bundle has no model for the question asked (e.g. no recommender); the API answers 409."""
+
+
+class UnknownItemError(VidpopError):
+    """An id (user, video) that the model does not know; the API answers 404."""

@@ -27,7 +27,7 @@ from fastapi.responses import FileResponse, JSONResponse
 from fastapi.staticfiles import StaticFiles
 from pydantic import BaseModel, Field
 
-from vidpop.errors import VidpopError
+from vidpop.errors import MissingModelError, UnknownItemError, VidpopError
 from vidpop.serve.api_uploads import read_form
 from vidpop.serve.inputs import NewVideo
 from vidpop.serve.predictors import ModelBundle
@@ -89,15 +89,11 @@ class RecommendRequest(BaseModel):
     k: int | None = Field(None, ge=1, le=100, description="number of videos (default from the settings)")
 
 
-# Messages of ModelBundle that mean "the bundle lacks a model for this", not "your input is wrong".
-_MISSING_MODEL = ("the bundle has no", "no model in the bundle")
-
-
 def _status_for(exc: VidpopError) -> int:
-    msg = str(exc)
-    if msg.startswith(_MISSING_MODEL):
+    """409: the bundle lacks a model for this; 404: an unknown id; 400: anything else about the input."""
+    if isinstance(exc, MissingModelError):
         return 409
-    if msg.startswith("unknown user"):
+    if isinstance(exc, UnknownItemError):
         return 404
     return 400
 

@@ -21,7 +21,7 @@ import numpy as np
 import pandas as pd
 
 from vidpop.data.schema import VideoDataset
-from vidpop.errors import VidpopError
+from vidpop.errors import MissingModelError, UnknownItemError, VidpopError
 from vidpop.serve.inputs import NewVideo
 
 CLASS_NAMES: tuple[str, ...] = ("very low", "low", "medium", "high", "very high")
@@ -124,7 +124,7 @@ class ModelBundle:
         }
         models = self._with_role("predict")
         if not models:
-            raise VidpopError("the bundle has no popularity model (train variational_poe / cover_title_fusion)")
+            raise MissingModelError("the bundle has no popularity model (train variational_poe / cover_title_fusion)")
         for lm in models:
             try:
                 if hasattr(lm.model, "predict_interval"):
@@ -206,7 +206,7 @@ class ModelBundle:
         video.check()
         models = self._with_role("explain")
         if not models:
-            raise VidpopError("the bundle has no explanation model (train attention_explain)")
+            raise MissingModelError("the bundle has no explanation model (train attention_explain)")
         lm = models[0]
         source = video.video or video.cover
         if source is None:
@@ -227,7 +227,7 @@ class ModelBundle:
             raise VidpopError("k must be between 1 and 100")
         recs = self._with_role("recommend")
         if not recs:
-            raise VidpopError("the bundle has no recommender (train interest_rnn or a rec_* baseline)")
+            raise MissingModelError("the bundle has no recommender (train interest_rnn or a rec_* baseline)")
         text = (text or "").strip() or None
         ids = [h.strip() for h in (history or []) if h.strip()]
         notes: list[str] = []
@@ -239,14 +239,14 @@ class ModelBundle:
             users = pd.read_parquet(lm.path / "users.parquet")
             row = users[users["user_id"].astype(str) == str(user)]
             if row.empty:
-                raise VidpopError(f"unknown user '{user}' (the model knows {len(users)} users)")
+                raise UnknownItemError(f"unknown user '{user}' (the model knows {len(users)} users)")
             ids = list(row["history"].iloc[0])
         if not ids and not text:
             raise VidpopError("give a user id, a history of video ids, or some text")
         if not ids:  # cold start: a model that reads text
             texty = [m for m in recs if getattr(m.model, "uses_text", False) or m.kind == "interest_rnn"]
             if not texty:
-                raise VidpopError("no model in the bundle serves text-only (cold-start) users")
+                raise MissingModelError("no model in the bundle serves text-only (cold-start) users")
             lm = texty[0]
             items = pd.read_parquet(lm.path / "items.parquet")
         index = pd.Index(items["video_id"].astype(str))
