@@ -190,6 +190,15 @@ class VideoDataset:
         inter = self.interactions[self.interactions["video_id"].isin(keep)]
         return VideoDataset(self.name, videos, authors, inter, self.user_texts, dict(self.meta))
 
+    def sample(self, n: int | None, seed: int = 0) -> VideoDataset:
+        """A seeded random sample of ``n`` videos (all of them when ``n`` is None or not smaller)."""
+        if n is None or n >= len(self.videos):
+            return self
+        import numpy as np
+
+        keep = np.sort(np.random.default_rng(seed).choice(len(self.videos), int(n), replace=False))
+        return self.subset(self.videos["video_id"].to_numpy()[keep])
+
     # ------------------------------------------------------------------ I/O
     def save(self, out_dir: str | Path) -> Path:
         """Write the four tables as Parquet and ``manifest.json`` into ``out_dir``."""

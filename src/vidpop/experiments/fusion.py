@@ -53,10 +53,7 @@ def load_dataset(name: str, limit: int | None = None, seed: int = 0) -> VideoDat
         if name == MICROLENS and "unknown adapter" in str(exc):
             raise VidpopError("the microlens adapter is not available in this checkout yet") from exc
         raise
-    if limit is not None and limit < len(ds.videos):
-        rng = np.random.default_rng(seed)
-        ds = ds.subset(ds.videos["video_id"].to_numpy()[np.sort(rng.choice(len(ds.videos), limit, replace=False))])
-    return ds
+    return ds.sample(limit, seed)
 
 
 def split_dataset(ds: VideoDataset, seed: int = 0, test_frac: float = 0.2, val_frac: float = 0.1) -> Parts:

@@ -53,12 +53,7 @@ def load_data(name_or_dir: str, limit: int | None = None, seed: int = 0) -> Vide
     """An imported dataset folder or an adapter name; ``limit`` keeps a seeded sample of that many videos."""
     from vidpop.experiments.poe import load_dataset
 
-    ds = load_dataset(name_or_dir)
-    if limit is not None and limit < len(ds.videos):
-        rng = np.random.default_rng(seed)
-        keep = np.sort(rng.choice(len(ds.videos), int(limit), replace=False))
-        ds = ds.subset(ds.videos["video_id"].to_numpy()[keep])
-    return ds
+    return load_dataset(name_or_dir).sample(limit, seed)
 
 
 def _with_seed(config: dict[str, Any], seed: int) -> dict[str, Any]:
