@@ -42,8 +42,7 @@ def real_cover() -> Path:
 
 def train_models(root: Path) -> Path:
     """Train the fixture bundle into ``root`` (about half a minute with a warm feature cache)."""
-    import vidpop.experiments.recipes  # noqa: F401  (registers the recipes)
-    from vidpop.training.ddp_entry import train
+    from vidpop.recipes import train
 
     poe = {"recipe": {"limit": 600}, "train": {"epochs": 5}, "n_samples": 200}
     train("variational_poe", "microlens", root / "poe", poe)

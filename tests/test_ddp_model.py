@@ -8,10 +8,11 @@ import numpy as np
 import pandas as pd
 import pytest
 
+from vidpop import recipes
 from vidpop.config import dataset_dir
 from vidpop.errors import VidpopError
 from vidpop.models.base import load_model
-from vidpop.training import ddp_entry
+from vidpop.training.ddp_entry import parse_overrides
 
 ML = dataset_dir("microlens")
 pytestmark = pytest.mark.skipif(not (ML / "tags_to_summary.csv").is_file(), reason="needs the real MicroLens tables")
@@ -42,11 +43,11 @@ def _microlens_npz(path: Path, n: int = 320) -> Path:
 
 def test_two_ranks_match_single_process_and_checkpoint_loads(tmp_path: Path) -> None:
     data = str(_microlens_npz(tmp_path / "microlens.npz"))
-    ddp = ddp_entry.launch("mlp", data, tmp_path / "ddp", nproc=2, overrides=OVERRIDES)
+    ddp = recipes.launch("mlp", data, tmp_path / "ddp", nproc=2, overrides=OVERRIDES)
     assert (ddp["world_size"], ddp["global_batch"], ddp["per_rank_batch"]) == (2, 32, 16)
     assert json.loads((tmp_path / "ddp" / "train_report.json").read_text()) == ddp  # written by rank 0 only
 
-    single = ddp_entry.train("mlp", data, tmp_path / "single", ddp_entry.parse_overrides(OVERRIDES))
+    single = recipes.train("mlp", data, tmp_path / "single", parse_overrides(OVERRIDES))
     assert single["world_size"] == 1 and single["rank"] == ddp["rank"] == 0
     for key in ("train_loss", "val_loss"):
         got = [e[key] for e in ddp["epochs"]]
@@ -61,14 +62,21 @@ def test_two_ranks_match_single_process_and_checkpoint_loads(tmp_path: Path) -> 
 
 
 def test_overrides_and_bad_inputs() -> None:
-    assert ddp_entry.parse_overrides(["train.epochs=3", "hidden=[8]", "name=x"]) == {
+    assert parse_overrides(["train.epochs=3", "hidden=[8]", "name=x"]) == {
         "train": {"epochs": 3},
         "hidden": [8],
         "name": "x",
     }
     with pytest.raises(VidpopError, match="key=value"):
-        ddp_entry.parse_overrides(["epochs"])
+        parse_overrides(["epochs"])
     with pytest.raises(VidpopError, match="no data recipe"):
-        ddp_entry.train("mlp", "not-a-file.csv", "unused")
+        recipes.train("mlp", "not-a-file.csv", "unused")
     with pytest.raises(VidpopError, match="unknown model"):
-        ddp_entry.train("no_such_model", "x.npz", "unused")
+        recipes.train("no_such_model", "x.npz", "unused")
+    with pytest.raises(VidpopError, match="unknown recipe option"):
+        recipes.train("mlp", "x.npz", "unused", {"recipe": {"limt": 3}})
+
+
+def test_torchrun_entry_is_the_recipes_package() -> None:
+    cmd = recipes.launch_command("mlp", "d.npz", "out", 2, ["train.epochs=1"])
+    assert cmd[cmd.index("-m", 3) + 1] == "vidpop.recipes" and cmd[-2:] == ["--set", "train.epochs=1"]

@@ -21,7 +21,7 @@ def test_registry_lists_and_rejects_unknown() -> None:
     assert "mlp" in model_names()
     with pytest.raises(VidpopError, match="unknown model"):
         build_model("no_such_model")
-    with pytest.raises(VidpopError, match="no option"):
+    with pytest.raises(VidpopError, match="unknown option 'not_an_option'"):
         build_model("mlp", not_an_option=3)
 
 

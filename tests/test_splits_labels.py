@@ -10,7 +10,7 @@ import pytest
 from vidpop.config import dataset_dir
 from vidpop.data.labels import PAPER_ENGAGEMENT_WEIGHTS, EngagementScorer, MedianSplitLabeler, log_targets
 from vidpop.data.preprocessing import MultiHotEncoder, Standardizer, Vocabulary, tokenize
-from vidpop.data.splits import Split, UserSplit, random_split, temporal_split, user_split
+from vidpop.data.splits import Split, UserSplit, random_split, split_videos, temporal_split, user_split
 from vidpop.errors import VidpopError
 
 
@@ -68,6 +68,38 @@ def test_grouped_random_split_keeps_groups_together() -> None:
     assert sum(map(len, parts)) == len(set(groups))
     assert len(s.train) + len(s.val) + len(s.test) == len(groups)
     assert len(parts[2]) == 12 and len(parts[1]) == 6  # fractions apply to groups
+
+
+def test_named_time_split_latest_20_percent_is_test() -> None:
+    t = _times(400)  # SYNTHETIC: 390 dated rows, 10 undated
+    videos = pd.DataFrame({"published_at": t, "author_id": [f"a{i % 37}" for i in range(400)]})
+    s = split_videos(videos, "time")
+    assert s.sizes() == {"train": 273, "val": 39, "test": 78} and s.info["undated"] == 10
+    assert t[s.train].max() < t[s.val].min() and t[s.val].max() < t[s.test].min()
+    u = split_videos(videos, "user", seed=1)
+    sides = [set(videos["author_id"].iloc[idx]) for idx in (u.train, u.val, u.test)]
+    assert not (sides[0] & sides[2]) and not (sides[0] & sides[1]) and not (sides[1] & sides[2])
+    with pytest.raises(VidpopError, match="no published_at"):
+        split_videos(pd.DataFrame({"x": range(5)}), "time")
+    with pytest.raises(VidpopError, match="no author_id"):
+        split_videos(pd.DataFrame({"x": range(5)}), "user")
+    with pytest.raises(VidpopError, match="random, time, user"):
+        split_videos(videos, "weekly")
+
+
+@pytest.mark.skipif(not dataset_dir("smp_video_2025").is_dir(), reason="needs the SMP-Video data")
+def test_time_split_on_smp_video_tests_the_latest_800_labelled_posts() -> None:
+    from vidpop.data.adapters import get_adapter
+    from vidpop.models.poe_inputs import poe_targets
+
+    ds = get_adapter("smp_video_2025").load()
+    y, _, _ = poe_targets(ds)
+    v = ds.videos[np.isfinite(y.reshape(len(y), -1)).any(axis=1)].reset_index(drop=True)
+    assert len(v) == 4000
+    s = split_videos(v, "time")
+    assert s.sizes() == {"train": 2800, "val": 400, "test": 800}
+    t = pd.to_datetime(v["published_at"], utc=True)
+    assert t[s.test].min() >= t[s.val].max() >= t[s.train].max()
 
 
 def test_split_rejects_overlap() -> None:

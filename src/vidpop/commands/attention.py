@@ -79,24 +79,24 @@ def train(
     covers: str = typer.Option(COVER_DATA, help="Cover + title dataset (adapter name or imported folder)."),
     seed: int = typer.Option(0),
     epochs: int = typer.Option(30),
+    limit: int | None = typer.Option(None, help="A seeded sample of this many headlines."),
+    covers_limit: int | None = typer.Option(None, help="A seeded sample of this many covers."),
     threads: int = typer.Option(1),
 ) -> None:
-    """Train the multimodal attention model used for explanations (headlines + covers) and save it."""
+    """Train the multimodal attention model used for explanations (headlines + covers) through the same
+    recipe as `vidpop train attention_explain`, save it and print its test scores."""
     import torch
 
-    from vidpop.explain import attention_bench as bench
-    from vidpop.training.loop import TrainConfig
+    from vidpop.recipes import evaluate_model_dir
+    from vidpop.recipes import train as train_recipe
 
     torch.set_num_threads(threads)
-    cfg = TrainConfig(epochs=epochs, batch_size=64, lr=1e-3, weight_decay=1e-4, patience=5, seed=seed, progress=True)
-    head_task, cover_task = bench.headline_task(_load(headline)), bench.cover_task(_load(covers))
-    model, scores = bench.train_explainer(head_task, cover_task, seed, cfg)
-    model.save(out)
-    trained_on = [f"{headline} (headlines, no frames)", f"{covers} (cover = one frame, + title)"]
-    (out / "training_data.json").write_text(json.dumps({"trained_on": trained_on, "test": scores}, indent=1))
+    recipe = {"seed": seed, "covers": covers, "limit": limit, "covers_limit": covers_limit}
+    config = {"train": {"epochs": epochs, "progress": True}, "recipe": recipe}
+    train_recipe("attention_explain", headline, out, config)
     typer.echo(f"saved -> {out}")
-    for name, s in scores.items():
-        typer.echo(f"  {name:34s} accuracy {s['accuracy']:.3f}  Spearman {s['spearman']:.3f}  (n_test={s['n_test']})")
+    for name, s in evaluate_model_dir(out)["metrics"].items():
+        typer.echo(f"  {name:34s} accuracy {s['accuracy']:.3f}  Spearman {s['Spearman']:.3f}  (n_test={s['n_test']})")
 
 
 @app.command("explain")

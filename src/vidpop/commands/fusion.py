@@ -99,22 +99,34 @@ def train(
     epochs: int = typer.Option(40),
     seed: int = typer.Option(0),
     limit: int = typer.Option(None, help="train on a seeded sample of this many videos"),
+    split: str = typer.Option("random", "--split", help="random | time | user (pipeline mode: random)"),
     pipeline: int = typer.Option(0, help="2 = GPipe over 2 CPU ranks started with torchrun; 0 = one process"),
     microbatches: int = typer.Option(4, help="micro-batches per batch (pipeline mode)"),
 ) -> None:
-    """Train on one dataset (70/10/20 split, grouped where the data has groups), print per-epoch and test metrics."""
+    """Train through the same recipe as `vidpop train cover_title_fusion` (70/10/20 split, grouped where the
+    data has groups) and print the test metrics; ``--pipeline 2`` trains the same split with GPipe."""
     cfg = _config(weight, image_backbone, image_weights, text, finetune, epochs, seed)
     if pipeline not in (0, 2):
         raise VidpopError("--pipeline takes 0 (single process) or 2 (two stages)")
     if pipeline == 2:
         _launch_pipeline(out, dataset, cfg, limit, seed, microbatches)
         return
-    parts = exp.split_dataset(exp.load_dataset(dataset, limit, seed), seed)
-    run = exp.run_one(parts, cfg)
-    _report_and_save(run["model"], parts, out, dataset)
+    from vidpop.models.config import config_to_dict
+    from vidpop.recipes import evaluate_model_dir
+    from vidpop.recipes import train as train_recipe
+
+    # the same recipe (and model folder) as `vidpop train cover_title_fusion`
+    recipe = {"seed": seed, "split": split, **({"limit": limit} if limit is not None else {})}
+    report = train_recipe("cover_title_fusion", dataset, out, {**config_to_dict(cfg), "recipe": recipe})
+    if exp.caveat(dataset):
+        typer.echo(f"({exp.caveat(dataset)})")
+    typer.echo(f"trained on {report['data']}; {len(report['epochs'])} epoch(s) in {report['seconds']:.1f} s")
+    res = evaluate_model_dir(out)
+    typer.echo("test: " + ", ".join(f"{k} {_fmt(v)}" for k, v in res["metrics"]["test"].items()))
+    _save_json(res, out / "metrics.json")
 
 
-def _report_and_save(model: Any, parts: exp.Parts, out: Path, dataset: str) -> None:
+def _report_and_save(model: Any, parts: exp.Parts, out: Path, dataset: str, limit: int | None = None) -> None:
     if exp.caveat(dataset):
         typer.echo(f"({exp.caveat(dataset)})")
     typer.echo(f"label: {model.label_info_['recipe']}; weights used {model.label_info_.get('weights_used')}")
@@ -142,7 +154,9 @@ def _report_and_save(model: Any, parts: exp.Parts, out: Path, dataset: str) -> N
         "pipeline": model.history_.get("pipeline"),
     }
     typer.echo(f"best epoch {res['best_epoch']}; val {res['val']}; test {res['test']}")
-    model.save(out)
+    recipe = {"model": "cover_title_fusion", "data": dataset, "seed": model.config.train.seed,
+              "limit": limit, "split_kind": "random", "split": parts.notes[0]}  # fmt: skip
+    model.save(out, extra_json={"recipe.json": recipe})  # the same folder as the recipe's (same split)
     _save_json(res, out / "metrics.json")
 
 
@@ -241,7 +255,7 @@ def pipeline_worker(
         )
         if distributed.is_main_process():
             model.history_ = hist
-            _report_and_save(model, parts, out, dataset)
+            _report_and_save(model, parts, out, dataset, limit)
     finally:
         distributed.cleanup()
 

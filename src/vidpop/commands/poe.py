@@ -40,11 +40,7 @@ def _config(epochs: int | None, samples: int, kl_weight: float | None) -> dict:
     if kl_weight is not None:
         cfg["kl_weight"] = kl_weight
     if epochs is not None:
-        from vidpop.models.variational_poe import VariationalPoEConfig
-
-        train = VariationalPoEConfig().train
-        train.epochs = epochs
-        cfg["train"] = train
+        cfg["train"] = {"epochs": epochs}  # merged onto the model's own TrainConfig
     return cfg
 
 
@@ -101,33 +97,26 @@ def train(
     samples: int = typer.Option(1000),
     epochs: int | None = typer.Option(None),
     kl_weight: float | None = typer.Option(None),
+    split: str = typer.Option("random", "--split", help="random | time | user"),
+    limit: int | None = typer.Option(None, help="Train on a seeded sample of this many videos per dataset."),
     threads: int = typer.Option(1),
 ) -> None:
-    """Train on every labelled row (10% held out for early stopping) and save the model.
+    """Train through the same recipe as `vidpop train variational_poe` (70/10/20 split) and save the model
+    folder (serving-ready: recipe.json records the social inputs and class edges).
 
     With several ``--dataset`` options one model learns from all of them: each collection brings the
     experts it has inputs for (SMP: social + textual; Spotify: visual + textual) and its own target column.
     """
     import torch
 
-    from vidpop.data.splits import random_split
-    from vidpop.experiments import poe as ex
-    from vidpop.models.registry import build_model
+    from vidpop.recipes import train as train_recipe
 
     torch.set_num_threads(threads)
-    tasks = [ex.prepare(ex.load_dataset(d), "random", seed) for d in dataset]
-    task = tasks[0] if len(tasks) == 1 else ex.stack_tasks(tasks)
-    sp = random_split(len(task.y), 0.0, 0.1, seed=seed)
-    model = build_model("variational_poe", _config(epochs, samples, kl_weight))
-    model.config.train.seed = seed
-    model.fit(
-        task.X.take(sp.train), task.y[sp.train], task.X.take(sp.val), task.y[sp.val], target_names=task.target_names
-    )
-    model.save(out)
-    (out / "training_data.json").write_text(
-        json.dumps({"dataset": dataset, "notes": task.notes, "sizes": sp.sizes()}, indent=1)
-    )
-    typer.echo(f"saved -> {out} (experts: {', '.join(model.trained_modalities_)}; targets: {model.target_names_})")
+    recipe = {"seed": seed, "split": split, **({"limit": limit} if limit is not None else {})}
+    config = {**_config(epochs, samples, kl_weight), "recipe": recipe}
+    report = train_recipe("variational_poe", ",".join(dataset), out, config)
+    typer.echo(f"trained on {report['data']}; {len(report['epochs'])} epoch(s) in {report['seconds']:.1f} s")
+    typer.echo(f"saved -> {out} (next: vidpop evaluate {out})")
 
 
 @app.command("predict")

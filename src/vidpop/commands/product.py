@@ -1,6 +1,6 @@
 """The product commands: ``vidpop train | evaluate | predict | explain | recommend | serve``.
 
-Thin: training goes through the recipes (:mod:`vidpop.experiments.recipes`, one process or torchrun),
+Thin: training goes through the recipes (:mod:`vidpop.recipes`, one process or torchrun),
 everything else through :class:`vidpop.serve.predictors.ModelBundle` — the same code the REST API runs.
 """
 
@@ -46,7 +46,9 @@ def _read_config(path: Path | None) -> dict[str, Any]:
         raise VidpopError(f"cannot parse {path.name}: {exc}") from exc
 
 
-def _train_overrides(model: str, limit: int | None, seed: int | None, epochs: int | None) -> list[str]:
+def _train_overrides(
+    model: str, limit: int | None, seed: int | None, epochs: int | None, split: str | None = None
+) -> list[str]:
     """CLI conveniences as ``key=value`` overrides: recipe options, and epochs where the model has them."""
     import dataclasses
 
@@ -58,6 +60,8 @@ def _train_overrides(model: str, limit: int | None, seed: int | None, epochs: in
         out.append(f"recipe.limit={limit}")
     if seed is not None:
         out.append(f"recipe.seed={seed}")
+    if split is not None:
+        out.append(f"recipe.split={split}")
     if epochs is not None:
         out.append(f"train.epochs={epochs}" if "train" in fields else f"recipe.epochs={epochs}")
     return out
@@ -82,12 +86,15 @@ def train(
     limit: int | None = typer.Option(None, help="Train on a seeded sample of this many videos."),
     seed: int | None = typer.Option(None),
     epochs: int | None = typer.Option(None),
+    split: str | None = typer.Option(
+        None, "--split", help="random | time (latest 20% test, 10% before it val) | user (by uploader)."
+    ),
     nproc: int = typer.Option(1, help="Ranks for DistributedDataParallel (torchrun, gloo on CPU)."),
 ) -> None:
     """Train a model on a dataset's training split and write a model folder (reload it with evaluate)."""
-    from vidpop.training.ddp_entry import launch
+    from vidpop.recipes import launch
 
-    overrides = _flatten(_read_config(config)) + _train_overrides(model, limit, seed, epochs) + list(set_)
+    overrides = _flatten(_read_config(config)) + _train_overrides(model, limit, seed, epochs, split) + list(set_)
     report = launch(model, data, out, nproc, overrides)
     typer.echo(f"trained {model} on {report['data']}")
     typer.echo(
@@ -101,18 +108,23 @@ def evaluate(
     data: str | None = typer.Option(None, "--data", help="Score on another dataset with the same recipe."),
     as_json: bool = typer.Option(False, "--json"),
 ) -> None:
-    """Metrics of a trained model on its test split (rebuilt from the recipe it was trained with)."""
-    from vidpop.experiments.recipes import evaluate_model_dir
+    """Standard metrics of a trained model on its test split (rebuilt from the recipe it was trained with):
+    regression MAPE, MAE, R2, Spearman (+ coverage95, width95); classification accuracy, Spearman; ordinal
+    accuracy, ordinal_accuracy; recommenders P@5, R@5, F@5, HR@10, NDCG@10."""
+    from vidpop.recipes import evaluate_model_dir
 
     with _busy(f"evaluating {model_dir}"):
         res = evaluate_model_dir(model_dir, data)
     if as_json:
         typer.echo(json.dumps(res, indent=1, default=float))
         return
-    typer.echo(f"{res['model']} on {res['data']} (split: {res.get('split')})")
-    for part, row in res["metrics"].items():
-        cells = [f"{k} {v:.4f}" if isinstance(v, float) else f"{k} {v}" for k, v in row.items()]
-        typer.echo(f"  {part:28s} " + "  ".join(cells))
+    typer.echo(f"{res['model']} ({res['task']}) on {res['data']} (split: {res.get('split')})")
+    for title, table in (("", res["metrics"]), ("baseline (train mean)", res.get("baseline (train mean)") or {})):
+        if title and table:
+            typer.echo(f"{title}:")
+        for part, row in table.items():
+            cells = [f"{k} {v:.4f}" if isinstance(v, float) else f"{k} {v}" for k, v in row.items()]
+            typer.echo(f"  {part:28s} " + "  ".join(cells))
 
 
 def _bundle(model_dir: Path) -> Any:

@@ -147,31 +147,10 @@ def loo(
         (out / "loo.json").write_text(json.dumps(res, indent=2, default=str))
 
 
-def _parse_options(option: list[str]) -> dict:
-    opts = {}
-    for o in option:
-        if "=" not in o:
-            raise VidpopError(f"--option takes key=value, got {o!r}")
-        key, value = o.split("=", 1)
-        try:
-            opts[key] = json.loads(value)
-        except json.JSONDecodeError:
-            opts[key] = value
-    return opts
-
-
 def save_recommender(model: Recommender, data: RecData, out: Path) -> Path:
-    """Save a fitted recommender plus ``items.parquet`` (id, title, text per item index), which
-    ``vidpop rec recommend`` needs to turn video ids into indices and back."""
-    from vidpop.data.sequences import item_texts
-
-    model.save(out)
-    titles = data.items["title"] if "title" in data.items else pd.Series([""] * data.n_items)
-    items = pd.DataFrame(
-        {"video_id": data.item_ids, "title": titles.fillna("").astype(str), "text": item_texts(data.items)}
-    )
-    items.to_parquet(out / "items.parquet", index=False)
-    return out
+    """Compatibility shim: a fitted recommender's own :meth:`save` writes its side tables."""
+    model.remember_catalogue(data)
+    return model.save(out)
 
 
 @app.command("train")
@@ -183,24 +162,19 @@ def train(
     epochs: int | None = typer.Option(None),
     option: list[str] = typer.Option([], help="config override key=value (JSON values), repeatable"),
 ) -> None:
-    """Train a recommender on all (filtered) interactions of a dataset and save it with its item list."""
-    from vidpop.data.sequences import SequenceFilter, attach_item_features, dataset_to_rec_data
+    """Train a recommender through the same recipe as `vidpop train MODEL` (the long user split) and save the
+    serving-ready folder (items.parquet, users.parquet)."""
     from vidpop.models.recommender import Recommender
-    from vidpop.training.rec_protocol import needed_item_features
-    from vidpop.training.rec_tables import Row, build_row_model
+    from vidpop.models.registry import get_model_class
+    from vidpop.recipes import train as train_recipe
+    from vidpop.training.ddp_entry import parse_overrides
 
-    rec = build_row_model(Row(model, model, _parse_options(option)), epochs, progress=True)
-    if not isinstance(rec, Recommender):
+    if not issubclass(get_model_class(model), Recommender):
         raise VidpopError(f"'{model}' is not a recommender")
-    ds = _load(dataset)
-    data = dataset_to_rec_data(ds, SequenceFilter(min_user_interactions=min_user_interactions))
-    attach_item_features(data, ds, needed_item_features(rec))
-    t0 = time.perf_counter()
-    rec.fit(data)
-    save_recommender(rec, data, out)
-    typer.echo(
-        f"trained {model} on {data.n_users} users, {data.n_items} items in {time.perf_counter() - t0:.1f} s -> {out}"
-    )
+    config = parse_overrides(option)
+    config["recipe"] = {"min_user_interactions": min_user_interactions, **({"epochs": epochs} if epochs else {})}
+    report = train_recipe(model, dataset, out, config)
+    typer.echo(f"trained {model} on {report['data']} in {report['seconds']:.1f} s -> {out}")
 
 
 @app.command("recommend")

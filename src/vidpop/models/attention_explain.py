@@ -25,6 +25,7 @@ from torch import nn
 from vidpop.data.preprocessing import Vocabulary
 from vidpop.errors import VidpopError
 from vidpop.models.base import VidpopModel
+from vidpop.models.config import ModelConfig
 from vidpop.models.registry import register_model
 from vidpop.training.loop import TrainConfig, fit_module, predict_batched, seed_everything
 
@@ -74,7 +75,7 @@ class AdditiveAttention(nn.Module):
 
 
 @dataclass
-class AttentionExplainConfig:
+class AttentionExplainConfig(ModelConfig):
     #: which inputs the model uses: "frames", "headline" or "both"
     modalities: str = "both"
     #: frame pooling: "attention" (α) or "mean" (the mean-pooling baseline row)

@@ -5,11 +5,13 @@ Conventions (as in scikit-learn): constructor takes a typed ``Config`` dataclass
 by ``fit`` end in ``_``. A torch model keeps its network in ``module_`` and rebuilds it from config
 and fitted attributes in :meth:`_build_module`, so the default :meth:`get_state` / :meth:`set_state`
 persist everything without per-model code.
+
+Configs derive from :class:`~vidpop.models.config.ModelConfig`; overrides merge onto the model's own
+defaults (:func:`~vidpop.models.config.merge_config`).
 """
 
 from __future__ import annotations
 
-import dataclasses
 import json
 from abc import ABC, abstractmethod
 from pathlib import Path
@@ -21,12 +23,9 @@ from torch import nn
 
 import vidpop
 from vidpop.errors import VidpopError
+from vidpop.models.config import ModelConfig, config_to_dict, merge_config
+from vidpop.models.folder import FOLDER_FORMAT, check_folder, staged_folder
 from vidpop.training import metrics
-
-
-@dataclasses.dataclass
-class ModelConfig:
-    """Base for model configs (subclasses add fields)."""
 
 
 class VidpopModel(ABC):
@@ -100,73 +99,77 @@ class VidpopModel(ABC):
             module.eval()
             self.module_ = module
 
-    def save(self, out_dir: str | Path) -> Path:
-        """Write ``config.json`` (model name, hyper-parameters, feature versions) and ``state.pt``."""
+    #: files every folder of this model needs besides ``config.json`` (recommenders add their side tables)
+    required_files: ClassVar[tuple[str, ...]] = ("state.pt",)
+
+    def save(self, out_dir: str | Path, extra_json: dict[str, Any] | None = None) -> Path:
+        """Write the model folder atomically: ``config.json`` (model name, effective hyper-parameters,
+        feature versions), ``state.pt``, whatever :meth:`write_files` adds, and ``extra_json`` (file name ->
+        JSON document, e.g. the trainer's ``recipe.json``), then ``complete.json`` last (see
+        :mod:`vidpop.models.folder`)."""
         self._check_fitted()
         out = Path(out_dir)
-        out.mkdir(parents=True, exist_ok=True)
-        meta = {
-            "model": self.model_name,
-            "task": self.task,
-            "vidpop_version": vidpop.__version__,
-            "config": dataclasses.asdict(self.config),
-            "feature_versions": self.feature_versions,
-        }
-        tmp = out / ".state.pt.tmp"
-        torch.save(self.get_state(), tmp)
-        tmp.replace(out / "state.pt")
-        (out / "config.json").write_text(json.dumps(meta, indent=2, default=str))
+        with staged_folder(out) as tmp:
+            meta = {
+                "model": self.model_name,
+                "task": self.task,
+                "vidpop_version": vidpop.__version__,
+                "format": FOLDER_FORMAT,
+                "config": config_to_dict(self.config),
+                "feature_versions": self.feature_versions,
+            }
+            torch.save(self.get_state(), tmp / "state.pt")
+            self.write_files(tmp)
+            for name, doc in (extra_json or {}).items():
+                (tmp / name).write_text(json.dumps(doc, indent=2, default=_json_default))
+            (tmp / "config.json").write_text(json.dumps(meta, indent=2, default=str))
         return out
+
+    def write_files(self, out: Path) -> None:  # noqa: B027 - optional hook
+        """Extra files loading or serving needs (written into the staging folder); models override."""
+
+    def read_files(self, src: Path) -> None:  # noqa: B027 - optional hook
+        """Read back what :meth:`write_files` wrote; models override."""
 
     @classmethod
     def load(cls, in_dir: str | Path) -> VidpopModel:
-        """Load any saved vidpop model (dispatches on the saved model name)."""
+        """Load any saved vidpop model (dispatches on the saved model name). A folder that is incomplete
+        or damaged is refused with one line (:class:`VidpopError`) naming the file."""
         from vidpop.models.registry import get_model_class
 
         src = Path(in_dir)
         cfg_path = src / "config.json"
         if not cfg_path.exists():
             raise VidpopError(f"{src} is not a saved vidpop model (no config.json)")
-        meta = json.loads(cfg_path.read_text())
-        model_cls = get_model_class(meta["model"])
-        config = _config_from_dict(model_cls.Config, meta["config"])
-        model = model_cls(config)
+        try:
+            meta = json.loads(cfg_path.read_text())
+            name, values = meta["model"], meta["config"]
+        except (ValueError, KeyError, TypeError, UnicodeDecodeError) as exc:
+            raise VidpopError(f"model folder {src} is damaged: config.json is unreadable ({exc}) — retrain it") from exc
+        model_cls = get_model_class(name)
+        # folders of this format always carry the marker; older ones load when every needed file exists
+        check_folder(src, model_cls.required_files, needs_marker=meta.get("format", 1) >= FOLDER_FORMAT)
+        model = model_cls(merge_config(model_cls.Config(), values, strict=False))
         model.feature_versions = meta.get("feature_versions", {})
-        # Our own file: it holds numpy arrays and fitted transformers, so full unpickling is needed.
-        state = torch.load(src / "state.pt", map_location="cpu", weights_only=False)
+        try:
+            # Our own file: it holds numpy arrays and fitted transformers, so full unpickling is needed.
+            state = torch.load(src / "state.pt", map_location="cpu", weights_only=False)
+        except Exception as exc:
+            raise VidpopError(f"model folder {src} is damaged: state.pt cannot be read ({exc}) — retrain it") from exc
         model.set_state(state)
+        model.read_files(src)
         return model
 
 
+def _json_default(v: Any) -> Any:
+    if isinstance(v, np.generic):
+        return v.item()
+    return str(v)
+
+
 def _config_from_dict(config_cls: type, values: dict[str, Any]) -> Any:
-    kwargs = {}
-    for f in dataclasses.fields(config_cls):
-        if f.name not in values:
-            continue
-        v = values[f.name]
-        if dataclasses.is_dataclass(f.type) and isinstance(v, dict):
-            v = _nested_config(f.type, v)
-        elif isinstance(f.type, str) and isinstance(v, dict):
-            # postponed annotations: resolve nested dataclass configs by the default's type
-            default = f.default_factory() if f.default_factory is not dataclasses.MISSING else None  # type: ignore[misc]
-            if dataclasses.is_dataclass(default):
-                v = _nested_config(type(default), v)
-        elif isinstance(v, list) and isinstance(f.default, tuple):
-            v = tuple(v)
-        kwargs[f.name] = v
-    return config_cls(**kwargs)
-
-
-def _nested_config(config_cls: type, values: dict[str, Any]) -> Any:
-    """A nested config (e.g. ``train``) from saved values; options this version does not know (a model saved
-    by another vidpop version) are dropped with a warning instead of failing the load."""
-    import warnings
-
-    known = {f.name for f in dataclasses.fields(config_cls)}
-    unknown = sorted(set(values) - known)
-    if unknown:
-        warnings.warn(f"ignoring unknown {config_cls.__name__} option(s) {unknown}", stacklevel=3)
-    return config_cls(**{k: v for k, v in values.items() if k in known})
+    """Compatibility shim: ``values`` merged leniently onto ``config_cls()`` (see :func:`merge_config`)."""
+    return merge_config(config_cls(), values, strict=False)
 
 
 def load_model(in_dir: str | Path) -> VidpopModel:

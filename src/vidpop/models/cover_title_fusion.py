@@ -31,6 +31,7 @@ from vidpop.data.preprocessing import Vocabulary
 from vidpop.data.schema import VideoDataset
 from vidpop.errors import VidpopError
 from vidpop.models.base import VidpopModel
+from vidpop.models.config import ModelConfig
 from vidpop.models.fusion_net import FusionNet, TextBranch, VisualBranch
 from vidpop.models.registry import register_model
 from vidpop.training import metrics
@@ -42,7 +43,7 @@ INPUT_KEYS = ("img", "img_mask", "txt", "txt_mask")
 
 
 @dataclass
-class CoverTitleFusionConfig:
+class CoverTitleFusionConfig(ModelConfig):
     image_backbone: str = "efficientnet_lite0"
     #: weights for backbones that ship none offline (``vit_b16``): HF folder or state-dict file
     image_weights: str | None = None

@@ -17,11 +17,12 @@ import numpy as np
 
 from vidpop.errors import VidpopError
 from vidpop.models.base import VidpopModel
+from vidpop.models.config import ModelConfig
 from vidpop.models.registry import register_model
 
 
 @dataclass
-class LightGBMConfig:
+class LightGBMConfig(ModelConfig):
     n_estimators: int = 2000
     learning_rate: float = 0.03
     num_leaves: int = 31

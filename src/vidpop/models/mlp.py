@@ -10,6 +10,7 @@ from torch import nn
 
 from vidpop.data.preprocessing import Standardizer
 from vidpop.models.base import VidpopModel
+from vidpop.models.config import ModelConfig
 from vidpop.models.registry import register_model
 from vidpop.training.loop import TrainConfig, fit_module, predict_batched
 
@@ -32,7 +33,7 @@ def mlp(
 
 
 @dataclass
-class MLPConfig:
+class MLPConfig(ModelConfig):
     hidden: tuple[int, ...] = (256, 128)
     dropout: float = 0.1
     train: TrainConfig = field(default_factory=lambda: TrainConfig(epochs=60, lr=1e-3, weight_decay=1e-4, patience=8))

@@ -6,7 +6,6 @@ Each model module decorates its estimator class with :func:`register_model`; the
 
 from __future__ import annotations
 
-import dataclasses
 import importlib
 import pkgutil
 from typing import TYPE_CHECKING, Any
@@ -53,16 +52,16 @@ def get_model_class(name: str) -> type[VidpopModel]:
 
 
 def build_model(name: str, config: dict[str, Any] | None = None, **overrides: Any) -> VidpopModel:
-    """Instantiate a registered model from a config dict and/or keyword overrides."""
+    """Instantiate a registered model: ``config`` and keyword overrides merged strictly onto the model's
+    own default config, field by field at every depth (unknown keys and wrong types raise VidpopError)."""
+    from vidpop.models.config import merge_config
+
     cls = get_model_class(name)
     params = {**(config or {}), **overrides}
-    known = {f.name for f in dataclasses.fields(cls.Config)}
-    unknown = set(params) - known
-    if unknown:
-        raise VidpopError(f"model '{name}' has no option(s) {sorted(unknown)}; options: {sorted(known)}")
-    from vidpop.models.base import _config_from_dict
-
-    return cls(_config_from_dict(cls.Config, params))
+    try:
+        return cls(merge_config(cls.Config(), params, strict=True))
+    except VidpopError as exc:
+        raise VidpopError(f"model '{name}': {exc}") from None
 
 
 def describe_models() -> list[dict[str, str]]:

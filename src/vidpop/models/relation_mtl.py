@@ -32,6 +32,7 @@ from torch import nn
 
 from vidpop.errors import VidpopError
 from vidpop.models.base import VidpopModel
+from vidpop.models.config import ModelConfig
 from vidpop.models.mlp import mlp
 from vidpop.models.registry import register_model
 from vidpop.training.loop import TrainConfig, fit_module, predict_batched
@@ -40,7 +41,7 @@ Batch = dict[str, torch.Tensor]
 
 
 @dataclass
-class RelationMTLConfig:
+class RelationMTLConfig(ModelConfig):
     hidden: int = 64
     encoder_layers: int = 15
     relation_layers: int = 3

@@ -35,6 +35,7 @@ from torch import nn
 from vidpop.data.preprocessing import Standardizer
 from vidpop.errors import VidpopError
 from vidpop.models.base import VidpopModel
+from vidpop.models.config import ModelConfig
 from vidpop.models.contrastive_text import ContrastiveTextConfig, ProjectionHead, fit_projection
 from vidpop.models.mlp import mlp
 from vidpop.models.poe_inputs import MODALITIES, PoEInputs
@@ -119,7 +120,7 @@ class PoENet(nn.Module):
 
 # ------------------------------------------------------------------------------------------ estimator
 @dataclass
-class VariationalPoEConfig:
+class VariationalPoEConfig(ModelConfig):
     latent_dim: int = 16
     hidden: int = 64
     #: hidden layers of every encoder and of the decoder

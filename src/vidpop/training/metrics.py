@@ -31,6 +31,15 @@ def mae(y_true: Sequence[float], y_pred: Sequence[float]) -> float:
     return float(np.abs(a - b).mean())
 
 
+def mape(y_true: Sequence[float], y_pred: Sequence[float]) -> float:
+    """Mean absolute percentage error as a fraction: mean |y - ŷ| / |y|, on the scale the model predicts
+    (SMP-Video: its log-scale popularity score, where predicting the train mean scores about 0.37).
+    Rows with y = 0 are left out (the ratio is undefined there); NaN when no row is left."""
+    a, b = _xy(y_true, y_pred)
+    ok = a != 0
+    return float(np.mean(np.abs(a[ok] - b[ok]) / np.abs(a[ok]))) if ok.any() else float("nan")
+
+
 def rmse(y_true: Sequence[float], y_pred: Sequence[float]) -> float:
     a, b = _xy(y_true, y_pred)
     return float(np.sqrt(((a - b) ** 2).mean()))
@@ -115,6 +124,7 @@ def ndcg_at_k(ranked: Sequence, relevant: set | Sequence, k: int) -> float:
     return float(dcg / idcg)
 
 
+#: legacy lower-case names (the demo and old tables); the standard names live in :mod:`vidpop.training.evaluation`
 REGRESSION_METRICS = {"r2": r2, "mae": mae, "rmse": rmse, "spearman": spearman}
 CLASSIFICATION_METRICS = {"accuracy": accuracy, "ordinal_accuracy": ordinal_accuracy}
 RANKING_METRICS = {

@@ -23,6 +23,7 @@ import torch.nn.functional as F
 
 from vidpop.data.preprocessing import Standardizer
 from vidpop.errors import VidpopError
+from vidpop.models.config import ModelConfig
 from vidpop.models.interest_rnn import relevance
 from vidpop.models.interest_rnn.batching import TextFeatures, item_documents, pad_sequences
 from vidpop.models.interest_rnn.network import InterestRNNNet, NetDims
@@ -46,7 +47,7 @@ def paper_train_config() -> TrainConfig:
 
 
 @dataclass
-class InterestRNNConfig:
+class InterestRNNConfig(ModelConfig):
     text_feature: str = "title_minilm"  # an item feature of RecData, or "lsa" (TF-IDF+SVD of item text)
     visual_feature: str = "cover_effnet"  # used where present (mask); absent rows use text only
     use_semantic: bool = True

@@ -18,6 +18,7 @@ import torch.nn.functional as F
 from torch import nn
 
 from vidpop.errors import VidpopError
+from vidpop.models.config import ModelConfig
 from vidpop.models.interest_rnn.batching import TextFeatures, pad_sequences
 from vidpop.models.mlp import mlp
 from vidpop.models.recommender import RecData, Recommender, UserQuery
@@ -26,7 +27,7 @@ from vidpop.training.loop import TrainConfig, fit_module
 
 
 @dataclass
-class StaticDNNConfig:
+class StaticDNNConfig(ModelConfig):
     text_feature: str = "title_minilm"
     hidden: tuple[int, ...] = (256, 256)  # with the output layer: 3 linear layers
     d_out: int = 128

@@ -20,6 +20,7 @@ from sklearn.linear_model import Ridge
 
 from vidpop.data.sequences import item_texts
 from vidpop.errors import VidpopError
+from vidpop.models.config import ModelConfig
 from vidpop.models.rec_baselines.common import FittedItems, TextTopics, TopicConfig, interaction_matrix, query_texts
 from vidpop.models.rec_baselines.lfm import LFMConfig, LFMRecommender
 from vidpop.models.recommender import RecData, UserQuery
@@ -37,7 +38,7 @@ def _unit_rows(x: np.ndarray) -> np.ndarray:
 
 
 @dataclass
-class MKNNConfig:
+class MKNNConfig(ModelConfig):
     topics: TopicConfig = field(default_factory=TopicConfig)
     neighbours: int = 50
 
@@ -71,7 +72,7 @@ class MKNNRecommender(FittedItems):
 
 
 @dataclass
-class CBConfig:
+class CBConfig(ModelConfig):
     max_features: int = 50000
     min_df: int = 1
 
@@ -102,7 +103,7 @@ class CBRecommender(FittedItems):
 
 
 @dataclass
-class SCAConfig:
+class SCAConfig(ModelConfig):
     topics: TopicConfig = field(default_factory=TopicConfig)
     lfm: LFMConfig = field(default_factory=LFMConfig)
     ridge_alpha: float = 1.0

@@ -12,6 +12,7 @@ from typing import Any
 import numpy as np
 import scipy.sparse as sp
 
+from vidpop.models.config import ModelConfig
 from vidpop.models.rec_baselines.common import FittedItems, interaction_matrix, query_matrix
 from vidpop.models.recommender import RecData, UserQuery
 from vidpop.models.registry import register_model
@@ -36,7 +37,7 @@ def top_k_rows(m: sp.csr_matrix, k: int) -> sp.csr_matrix:
 
 
 @dataclass
-class ItemKNNConfig:
+class ItemKNNConfig(ModelConfig):
     neighbours: int = 100
     shrink: float = 10.0
 

@@ -16,6 +16,7 @@ import numpy as np
 import scipy.sparse as sp
 from tqdm.auto import tqdm
 
+from vidpop.models.config import ModelConfig
 from vidpop.models.rec_baselines.common import FittedItems, interaction_matrix, query_matrix
 from vidpop.models.recommender import RecData, UserQuery
 from vidpop.models.registry import register_model
@@ -80,7 +81,7 @@ def als_cg(
 
 
 @dataclass
-class LFMConfig:
+class LFMConfig(ModelConfig):
     factors: int = 64
     reg: float = 0.1
     alpha: float = 40.0

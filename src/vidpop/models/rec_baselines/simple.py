@@ -8,13 +8,14 @@ from typing import Any
 
 import numpy as np
 
+from vidpop.models.config import ModelConfig
 from vidpop.models.rec_baselines.common import FittedItems, interaction_matrix
 from vidpop.models.recommender import RecData, UserQuery
 from vidpop.models.registry import register_model
 
 
 @dataclass
-class RandomConfig:
+class RandomConfig(ModelConfig):
     seed: int = 0
 
 
@@ -40,7 +41,7 @@ class RandomRecommender(FittedItems):
 
 
 @dataclass
-class PopConfig:
+class PopConfig(ModelConfig):
     pass
 
 
