@@ -101,7 +101,7 @@ def merge_config(base: C, values: Mapping[str, Any] | None, strict: bool = True,
 def _problem(strict: bool, message: str) -> None:
     if strict:
         raise VidpopError(message)
-    warnings.warn(f"ignoring saved {message}", stacklevel=4)
+    warnings.warn(f"{message} (ignored: the default is kept)", stacklevel=4)
 
 
 def _hints(cls: type) -> dict[str, Any]:

@@ -33,7 +33,8 @@ def mae(y_true: Sequence[float], y_pred: Sequence[float]) -> float:
 
 def mape(y_true: Sequence[float], y_pred: Sequence[float]) -> float:
     """Mean absolute percentage error as a fraction: mean |y - ŷ| / |y|, on the scale the model predicts
-    (SMP-Video: its log-scale popularity score, where predicting the train mean scores about 0.37).
+    (SMP-Video: its log-scale popularity score 1.22-13.35, the challenge's metric; with ``--split time``
+    predicting the training mean scores 0.369 on the latest 800 labelled posts — a test checks it).
     Rows with y = 0 are left out (the ratio is undefined there); NaN when no row is left."""
     a, b = _xy(y_true, y_pred)
     ok = a != 0
