@@ -3,6 +3,12 @@ seeded before they are built (issue 16 §5). Data are synthetic (labelled as suc
 
 from __future__ import annotations
 
+import json
+import os
+import signal
+import subprocess
+import sys
+import time
 from collections.abc import Callable
 from pathlib import Path
 from typing import IO
@@ -137,3 +143,27 @@ def test_mlp_weights_follow_the_seed_not_the_global_rng() -> None:
         m = build_model("mlp", hidden=(8,), train={"epochs": 1, "progress": False, "seed": 5})
         fits.append(m.fit(d["x"], d["y"]).predict(d["x"]))
     np.testing.assert_array_equal(fits[0], fits[1])
+
+
+def test_vidpop_train_killed_then_resumed(tmp_path: Path) -> None:
+    """`vidpop train` on real MicroLens titles, kill -9 once a checkpoint is on disk, then
+    `--resume OUT.ckpt` continues from it and finishes the model folder (and drops the checkpoint)."""
+    out = tmp_path / "poe"
+    ckpt = tmp_path / "poe.ckpt"
+    base = [sys.executable, "-m", "vidpop.cli", "train", "variational_poe", "--data", "microlens"]
+    args = [*base, "--limit", "300", "--epochs", "40", "--set", "train.patience=0", "--out", str(out)]
+    env = {**os.environ, "OMP_NUM_THREADS": "1"}
+    first = subprocess.Popen(args, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    deadline = time.monotonic() + 300
+    while time.monotonic() < deadline and first.poll() is None and not (ckpt / "fit-1.pt").exists():
+        time.sleep(0.1)
+    first.send_signal(signal.SIGKILL)
+    first.wait()
+    assert (ckpt / "fit-1.pt").exists() and not (out / "config.json").exists()
+    done_before = len(torch.load(ckpt / "fit-1.pt", weights_only=False)["history"]["epochs"])
+    res = subprocess.run([*args, "--resume", str(ckpt)], env=env, capture_output=True, text=True, timeout=600)
+    assert res.returncode == 0, res.stderr[-2000:]
+    assert f"({done_before} epoch(s) done)" in res.stderr
+    report = json.loads((out / "train_report.json").read_text())
+    assert len(report["epochs"]) == 40 and [e["epoch"] for e in report["epochs"]] == list(range(40))
+    assert not ckpt.exists()

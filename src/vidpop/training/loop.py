@@ -15,6 +15,7 @@ from __future__ import annotations
 import copy
 import os
 import random
+import sys
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -220,6 +221,9 @@ def fit_module(
         np.random.set_state(ckpt["rng"]["numpy"])
         random.setstate(ckpt["rng"]["python"])
         start = len(history.epochs) if not ckpt["finished"] else cfg.epochs
+        if rank == 0:
+            done = "finished" if ckpt["finished"] else f"{start} epoch(s) done"
+            tqdm.write(f"resuming {type(module).__name__} from {ckpt_path} ({done})", file=sys.stderr)
     bar = tqdm(range(start, cfg.epochs), desc=type(module).__name__, unit="epoch", disable=not cfg.progress or rank > 0)
     for epoch in bar:
         if on_epoch_start:
