@@ -28,7 +28,6 @@ from __future__ import annotations
 
 import hashlib
 import importlib.util
-import json
 import os
 from collections.abc import Callable, Mapping, Sequence
 from pathlib import Path
@@ -335,22 +334,18 @@ def dataset_items(ds: VideoDataset, extractor: Any) -> list[Item]:
 
 def _adopt_legacy(store: FeatureStore, ds: VideoDataset, ext: Any, keys: list[str | None], progress: bool) -> None:
     """Reuse rows of the old per-dataset store (``features/<dataset>/``, keyed by video id) in the shared
-    store, so a cache warmed before content keys is not recomputed. Each legacy part is adopted once."""
+    store, so a cache warmed before content keys is not recomputed. Runs only while some of ``ds``'s
+    keys are missing from the shared store, and copies only those."""
     if store.root != shared_store_root():
         return
     legacy_root = cache_root() / "features" / ds.name
     if not (legacy_root / f"{ext.name}@{ext.version}").is_dir():
         return
+    key_of = {str(v): k for v, k in zip(ds.videos["video_id"].astype(str), keys, strict=True) if k is not None}
+    if set(key_of.values()) <= store.done_ids(ext.name, ext.version):
+        return
     legacy = FeatureStore(legacy_root)
-    parts = [p.name for p in legacy._parts(ext.name, ext.version)]
-    if not parts:
-        return
-    seen_file = store._dir(ext.name, ext.version) / f".adopted-{ds.name}.json"
-    adopted = set(json.loads(seen_file.read_text())) if seen_file.exists() else set()
-    if set(parts) <= adopted:
-        return
     with store.extracting(ext.name, ext.version, progress):
-        key_of = {str(v): k for v, k in zip(ds.videos["video_id"].astype(str), keys, strict=True) if k is not None}
         done = store.done_ids(ext.name, ext.version)
         ids, values, mask = legacy.read(ext.name, ext.version)
         take: dict[str, int] = {}
@@ -358,16 +353,16 @@ def _adopt_legacy(store: FeatureStore, ds: VideoDataset, ext: Any, keys: list[st
             k = key_of.get(vid)
             if k is not None and k not in done and k not in take:
                 take[k] = i
-        errors = [
-            ErrorRow(key_of[e.video_id], e.stage, e.reason)
-            for e in legacy.errors(ext.name, ext.version)
-            if e.video_id in key_of and key_of[e.video_id] not in done and key_of[e.video_id] not in take
-        ]
+        errors: dict[str, ErrorRow] = {}
+        for e in legacy.errors(ext.name, ext.version):
+            k = key_of.get(e.video_id)
+            if k is not None and k not in done and k not in take:
+                errors.setdefault(k, ErrorRow(k, e.stage, e.reason))
         rows = list(take.values())
         if rows or errors:
             part_mask = None if mask is None else mask[rows]
-            store.write_part(ext.name, ext.version, ExtractResult(list(take), values[rows], errors, part_mask))
-        seen_file.write_text(json.dumps(sorted(adopted | set(parts))))
+            result = ExtractResult(list(take), values[rows], list(errors.values()), part_mask)
+            store.write_part(ext.name, ext.version, result)
 
 
 def _lookup(store: FeatureStore, ext: Any, keys: list[str | None]) -> tuple[np.ndarray, np.ndarray]:
