@@ -3,10 +3,12 @@
 from pathlib import Path
 
 import numpy as np
+import pytest
 import torch
 
+from vidpop.errors import VidpopError
 from vidpop.training import distributed
-from vidpop.training.loop import TrainConfig, fit_module
+from vidpop.training.loop import TrainConfig, fit_module, predict_batched
 
 
 def _data() -> dict[str, np.ndarray]:
@@ -64,3 +66,75 @@ def test_shard_splits_a_global_batch_evenly() -> None:
     b = {"x": torch.arange(10)}
     parts = [distributed.shard(b, r, 2)["x"].tolist() for r in range(2)]
     assert parts == [[0, 1, 2, 3, 4], [5, 6, 7, 8, 9]]
+
+
+# ------------------------------------------------------------------ device and backend (issue 16 §5)
+@pytest.fixture
+def fresh_device(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setattr(distributed, "_DEVICE", None)
+
+
+def test_device_is_chosen_once_and_named_devices_are_checked(fresh_device: None) -> None:
+    want = "cuda" if torch.cuda.is_available() else "cpu"
+    assert distributed.select_device("auto").type == want
+    assert distributed.select_device("auto") is distributed.select_device("auto")  # chosen once
+    with pytest.raises(VidpopError, match="unknown device"):
+        distributed.select_device("tpu")
+    if not torch.cuda.is_available():
+        with pytest.raises(VidpopError, match="CUDA is not available"):
+            distributed.select_device("cuda")
+
+
+def test_auto_device_on_a_gpu_box_is_this_ranks_gpu_and_backend_follows(
+    fresh_device: None, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The GPU decision, run on the CPU: CUDA reported present, 2 GPUs, local rank 1."""
+    monkeypatch.setattr(torch.cuda, "is_available", lambda: True)
+    monkeypatch.setattr(torch.cuda, "device_count", lambda: 2)
+    chosen: list[torch.device] = []
+    monkeypatch.setattr(torch.cuda, "set_device", chosen.append)
+    monkeypatch.setenv("LOCAL_RANK", "1")
+    dev = distributed.select_device("auto")
+    assert dev == torch.device("cuda", 1) and chosen == [dev]
+    assert distributed.backend_for(dev) == "nccl" and distributed.backend_for(torch.device("cpu")) == "gloo"
+    with pytest.raises(VidpopError, match="already trains on cuda:1"):
+        distributed.select_device("cpu")
+
+
+def test_nccl_only_with_cuda_tensors(fresh_device: None, monkeypatch: pytest.MonkeyPatch) -> None:
+    """A CUDA box training on the CPU joins the group with gloo (the old code picked nccl for CPU
+    tensors), and a nccl group refuses a CPU module."""
+    monkeypatch.setattr(torch.cuda, "is_available", lambda: True)
+    monkeypatch.setenv("WORLD_SIZE", "2")
+    monkeypatch.setattr(distributed.dist, "is_initialized", lambda: False)
+    backends: list[str] = []
+    monkeypatch.setattr(distributed.dist, "init_process_group", lambda backend: backends.append(backend))
+    assert distributed.init_from_env(device="cpu")
+    assert backends == ["gloo"]
+    monkeypatch.setattr(distributed.dist, "is_initialized", lambda: True)
+    monkeypatch.setattr(distributed.dist, "get_backend", lambda: "nccl")
+    with pytest.raises(RuntimeError, match="nccl, which needs CUDA tensors"):
+        distributed.check_backend(torch.device("cpu"))
+
+
+def test_fit_module_trains_on_the_chosen_device_and_hands_back_a_cpu_module(fresh_device: None) -> None:
+    devices = ["cpu"] + (["cuda"] if torch.cuda.is_available() else [])  # the GPU path: same code, guarded
+    for device in devices:
+        distributed._DEVICE = None
+        net = _net()
+        seen: list[str] = []
+
+        def record(m: torch.nn.Module, epoch: int, seen: list[str] = seen) -> dict[str, float]:
+            seen.append(_param_device(m))
+            return {}
+
+        cfg = TrainConfig(epochs=2, batch_size=16, progress=False, device=device)
+        fit_module(net, _loss, _data(), _data(), cfg, epoch_callback=record)
+        assert seen == [device, device]
+        assert _param_device(net) == "cpu"
+        pred = predict_batched(net, lambda m, b: m(b["x"]), _data())
+        assert pred.shape == (64, 1)
+
+
+def _param_device(m: torch.nn.Module) -> str:
+    return next(m.parameters()).device.type

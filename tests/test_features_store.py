@@ -11,6 +11,7 @@ import textwrap
 import time
 from collections.abc import Sequence
 from pathlib import Path
+from typing import IO
 
 import numpy as np
 import pytest
@@ -87,7 +88,7 @@ def test_half_written_part_is_invisible(tmp_path: Path, monkeypatch: pytest.Monk
         store.write_part("k", "1", ExtractResult(["b"], np.ones((1, 2), np.float32), []))
     monkeypatch.undo()
     leftovers = [p.name for p in (tmp_path / "k@1").iterdir()]
-    assert any(n.endswith(".tmp") for n in leftovers)  # the partial file exists only under a temp name
+    assert not any(n.endswith(".tmp") for n in leftovers)  # the partial temp file is removed (issue 14)
     ids, values, _ = store.read("k", "1")
     assert ids == ["a"] and values.shape == (1, 2)
 
@@ -176,3 +177,114 @@ def test_killed_subprocess_resumes(tmp_path: Path) -> None:
     ids, values, _ = store.read("synthetic", "1")
     assert sorted(ids, key=int) == all_ids
     np.testing.assert_array_equal(np.sort(values[:, 0]), np.arange(40))
+
+
+def test_failed_write_removes_its_temporary_part(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """A full disk mid-write: the error reaches the caller and no ``.part-*.tmp`` stays (issue 14)."""
+    import errno
+
+    import vidpop.features.store as store_mod
+
+    def full_disk(fh: IO[bytes], **arrays: np.ndarray) -> None:
+        fh.write(b"PK\x03\x04 partial")
+        raise OSError(errno.ENOSPC, "No space left on device")
+
+    monkeypatch.setattr(store_mod.np, "savez", full_disk)
+    store = FeatureStore(tmp_path)
+    with pytest.raises(OSError, match="No space left"):
+        store.write_part("k", "1", ExtractResult(["a"], np.ones((1, 2), np.float32), []))
+    assert list((tmp_path / "k@1").iterdir()) == []
+    assert store.done_ids("k", "1") == set()
+
+
+WORKER_SCRIPT = textwrap.dedent(
+    """
+    import sys, time
+    import numpy as np
+    from vidpop.features.store import ExtractResult, FeatureStore, run_extraction
+
+    root, log, delay = sys.argv[1], sys.argv[2], float(sys.argv[3])
+
+    class Slow:
+        name, version = "synthetic", "1"
+        def extract(self, items):
+            with open(log, "a") as fh:  # which ids this process computed
+                fh.write("".join(f"{i}\\n" for i in items))
+            time.sleep(delay)
+            return ExtractResult(list(items), np.stack([np.full(4, float(i), np.float32) for i in items]), [])
+
+    run_extraction(FeatureStore(root), Slow(), [str(i) for i in range(40)], str, batch_size=2, progress=True)
+    """
+)
+
+
+def _worker(tmp_path: Path, tag: str, delay: float) -> tuple[subprocess.Popen, Path]:
+    script = tmp_path / "worker.py"
+    script.write_text(WORKER_SCRIPT)
+    log = tmp_path / f"{tag}.log"
+    proc = subprocess.Popen(
+        [sys.executable, str(script), str(tmp_path / "store"), str(log), str(delay)],
+        stderr=subprocess.PIPE,
+        text=True,
+    )
+    return proc, log
+
+
+def _computed(log: Path) -> list[str]:
+    return log.read_text().split() if log.exists() else []
+
+
+def _assert_store_has_each_row_once(root: Path) -> None:
+    ids, values, _ = FeatureStore(root).read("synthetic", "1")
+    assert sorted(ids, key=int) == [str(i) for i in range(40)]  # none lost, none twice
+    np.testing.assert_array_equal(values[:, 0], np.asarray(ids, np.float32))
+
+
+def test_two_processes_extracting_one_set_compute_each_row_once(tmp_path: Path) -> None:
+    """The second extractor waits on the set's lock and then skips the first one's parts (the old
+    store had both compute all 40 rows and interleave their parts)."""
+    first, log_a = _worker(tmp_path, "a", 0.3)  # 20 batches: about 6 s of work
+    part_dir = tmp_path / "store" / "synthetic@1"
+    deadline = time.monotonic() + 60
+    while time.monotonic() < deadline and not list(part_dir.glob("part-*.npz")):
+        time.sleep(0.02)
+    assert first.poll() is None
+    second, log_b = _worker(tmp_path, "b", 0.01)
+    _, err_b = second.communicate(timeout=120)
+    first.wait(timeout=120)
+    assert first.returncode == 0 and second.returncode == 0, err_b
+    a, b = _computed(log_a), _computed(log_b)
+    assert len(a) + len(b) == 40 and set(a) | set(b) == {str(i) for i in range(40)}
+    assert b == []  # the first process held the lock until it had stored everything
+    assert "another process is extracting" in err_b
+    _assert_store_has_each_row_once(tmp_path / "store")
+
+
+def test_kill_9_of_the_lock_holder_lets_the_waiting_extractor_finish(tmp_path: Path) -> None:
+    """kill -9 during extraction, with a second extractor waiting: the kernel drops the dead process's
+    lock, the second one resumes after the last complete part, and no row is lost or stored twice.
+    A temporary file of a writer that died mid-write is removed."""
+    dead = subprocess.Popen([sys.executable, "-c", "pass"])
+    dead.wait()
+    part_dir = tmp_path / "store" / "synthetic@1"
+    part_dir.mkdir(parents=True)
+    stale = part_dir / f".part-{time.time_ns():020d}-{dead.pid}.npz.tmp"
+    stale.write_bytes(b"")  # what a writer killed mid-write leaves
+    first, log_a = _worker(tmp_path, "a", 0.3)
+    deadline = time.monotonic() + 60
+    while time.monotonic() < deadline and len(list(part_dir.glob("part-*.npz"))) < 2:
+        time.sleep(0.02)
+    second, log_b = _worker(tmp_path, "b", 0.01)
+    time.sleep(0.5)  # the second one is now waiting on the lock
+    assert second.poll() is None
+    first.send_signal(signal.SIGKILL)
+    first.wait()
+    _, err_b = second.communicate(timeout=120)
+    assert second.returncode == 0, err_b
+    stored_by_a = FeatureStore(tmp_path / "store")
+    a, b = set(_computed(log_a)), _computed(log_b)
+    assert len(b) == len(set(b))  # the second process computed nothing twice
+    assert set(b) | a == {str(i) for i in range(40)}
+    assert 4 <= 40 - len(b) < 40  # it reused the killed process's complete parts
+    _assert_store_has_each_row_once(stored_by_a.root)
+    assert not stale.exists()

@@ -2,17 +2,87 @@
 
 Each module in :mod:`vidpop.commands` contributes one command group (``NAME`` + ``app``) or, with
 ``NAME = None``, top-level commands registered on the root app via ``register(root)``.
+
+Groups are mounted lazily: :data:`GROUPS` names each group's module and one-line help, so
+``vidpop --help`` (and an error exit) imports no group module and none of the heavy stack (torch,
+lightgbm, transformers, ray, pandas); a group's module is imported only when that group is run.
 """
 
 from __future__ import annotations
 
 import importlib
-import pkgutil
 import sys
+from typing import Any
 
+import click
 import typer
+from typer.core import TyperGroup
 
 from vidpop.errors import VidpopError
+
+#: group name -> (module, one-line help). The help is the first line of the module's docstring;
+#: tests/test_cli_lazy.py checks that this table matches the modules of :mod:`vidpop.commands`.
+GROUPS: dict[str, tuple[str, str]] = {
+    "attention": (
+        "vidpop.commands.attention",
+        "The explainable attention model: its results table, the explainer model, and clip explanations.",
+    ),
+    "data": ("vidpop.commands.data", "Import datasets into vidpop's schema and inspect them."),
+    "features": (
+        "vidpop.commands.features",
+        "Extract and inspect features (title, cover, frame and audio embeddings) of an imported dataset.",
+    ),
+    "fusion": (
+        "vidpop.commands.fusion",
+        "Cover + title late fusion: train (optionally GPipe over 2 ranks), weight sweep, backbone and "
+        "title-only tables.",
+    ),
+    "models": ("vidpop.commands.models", "List the registered models."),
+    "poe": (
+        "vidpop.commands.poe",
+        "The variational product-of-experts regressor: evaluate, train, predict, and run real clips end to end.",
+    ),
+    "rec": (
+        "vidpop.commands.rec",
+        "Recommend videos: protocol tables, leave-one-out, training and top-k for a (new) user.",
+    ),
+    "relation": (
+        "vidpop.commands.relation",
+        "Relation network + multi-task regressor: the horizon ablation table and training a saved model.",
+    ),
+}
+#: modules that add top-level commands with ``register(root)``; they import only light modules at
+#: module level (their commands import the stack inside the function bodies)
+TOP_LEVEL = ("vidpop.commands.demo", "vidpop.commands.product", "vidpop.commands.report")
+
+
+class LazyGroup(TyperGroup):
+    """The root group: lists :data:`GROUPS` from the table and imports a group's module only when
+    that group is resolved for running (``vidpop NAME ...``, including ``vidpop NAME --help``)."""
+
+    def _load(self, name: str) -> click.Command:
+        if name not in self.commands:
+            module, help_text = GROUPS[name]
+            # get_group, not get_command: a one-command app (models) must stay a group
+            cmd = typer.main.get_group(importlib.import_module(module).app)
+            cmd.name, cmd.help, cmd.short_help = name, help_text, None
+            self.commands[name] = cmd
+        return self.commands[name]
+
+    def list_commands(self, ctx: click.Context) -> list[str]:
+        return sorted({*self.commands, *GROUPS})
+
+    def get_command(self, ctx: click.Context, cmd_name: str) -> click.Command | None:
+        if cmd_name in self.commands or cmd_name not in GROUPS:
+            return self.commands.get(cmd_name)
+        # for listing only: a stand-in with the table's help (resolve_command loads the real group)
+        return click.Group(name=cmd_name, help=GROUPS[cmd_name][1])
+
+    def resolve_command(self, ctx: click.Context, args: list[str]) -> tuple[str | None, Any, list[str]]:
+        if args and args[0] in GROUPS:
+            self._load(args[0])
+        return super().resolve_command(ctx, args)
+
 
 app = typer.Typer(
     name="vidpop",
@@ -20,18 +90,13 @@ app = typer.Typer(
     no_args_is_help=True,
     add_completion=False,
     pretty_exceptions_enable=False,
+    cls=LazyGroup,
 )
 
 
 def _mount_commands() -> None:
-    import vidpop.commands as pkg
-
-    for mod_info in sorted(pkgutil.iter_modules(pkg.__path__), key=lambda m: m.name):
-        mod = importlib.import_module(f"{pkg.__name__}.{mod_info.name}")
-        if getattr(mod, "NAME", None):
-            app.add_typer(mod.app, name=mod.NAME, help=(mod.__doc__ or "").strip().splitlines()[0])
-        elif hasattr(mod, "register"):
-            mod.register(app)
+    for module in TOP_LEVEL:
+        importlib.import_module(module).register(app)
 
 
 _mount_commands()

@@ -13,7 +13,7 @@ from vidpop.features.store import FeatureStore
 NAME = "features"
 app = typer.Typer(no_args_is_help=True)
 
-STORE_HELP = "Feature store folder (default: <cache>/features/<dataset name>)."
+STORE_HELP = "Feature store folder (default: the shared content-keyed store <cache>/features/by-content)."
 KINDS_HELP = "Comma-separated kinds: title, cover, frames, audio (or full names, see `vidpop features info`)."
 
 
@@ -70,16 +70,17 @@ def errors(
     max_rows: int = typer.Option(50, "--max-rows", help="Print at most this many rows per kind."),
 ) -> None:
     """List the items that could not be processed (kind, video id, stage, reason)."""
+    from vidpop.features.extract import store_errors
+
     ds = VideoDataset.load(dataset_dir)
     fs = _store(ds, store)
-    ids = set(ds.videos["video_id"].astype(str))
     wanted = set(_kinds(kinds))
     total = 0
     for fset in fs.feature_sets():
         name, version = fset.split("@", 1)
         if name not in wanted:
             continue
-        rows = [e for e in fs.errors(name, version) if e.video_id in ids]
+        rows = store_errors(ds, fs, name, version)  # rows are keyed by content: map back to video ids
         total += len(rows)
         typer.echo(f"{fset}: {len(rows)} error rows")
         for e in rows[:max_rows]:

@@ -67,6 +67,25 @@ def _train_overrides(
     return out
 
 
+def _checkpointing(model: str, out: Path, resume: Path | None) -> tuple[Path | None, list[str]]:
+    """Overrides that make the training loop checkpoint into ``OUT.ckpt`` (or resume from ``resume``)."""
+    import dataclasses
+
+    from vidpop.models.registry import get_model_class
+    from vidpop.training.loop import reset_fit_calls
+
+    has_loop = "train" in {f.name for f in dataclasses.fields(get_model_class(model).Config)}
+    if resume is not None and not has_loop:
+        raise VidpopError(f"{model} has no epoch loop to resume; train it again without --resume")
+    if resume is not None and not any(resume.glob("fit-*.pt")):
+        raise VidpopError(f"no checkpoint in {resume}; give the OUT.ckpt folder of an interrupted `vidpop train`")
+    if not has_loop:
+        return None, []
+    ckpt = (resume or out.with_name(out.name + ".ckpt")).resolve()
+    reset_fit_calls(ckpt)
+    return ckpt, [f"train.checkpoint_dir={json.dumps(str(ckpt))}", f"train.resume={json.dumps(resume is not None)}"]
+
+
 def _flatten(config: dict[str, Any], prefix: str = "") -> list[str]:
     out = []
     for k, v in config.items():
@@ -90,12 +109,20 @@ def train(
         None, "--split", help="random | time (latest 20% test, 10% before it val) | user (by uploader)."
     ),
     nproc: int = typer.Option(1, help="Ranks for DistributedDataParallel (torchrun, gloo on CPU)."),
+    resume: Path | None = typer.Option(
+        None, "--resume", help="Continue an interrupted run from its checkpoint folder (OUT.ckpt, saved each epoch)."
+    ),
 ) -> None:
     """Train a model on a dataset's training split and write a model folder (reload it with evaluate)."""
     from vidpop.recipes import launch
 
+    ckpt, ckpt_overrides = _checkpointing(model, out, resume)
     overrides = _flatten(_read_config(config)) + _train_overrides(model, limit, seed, epochs, split) + list(set_)
-    report = launch(model, data, out, nproc, overrides)
+    report = launch(model, data, out, nproc, overrides + ckpt_overrides)
+    if ckpt is not None:  # trained to the end: nothing is left to resume
+        import shutil
+
+        shutil.rmtree(ckpt, ignore_errors=True)
     typer.echo(f"trained {model} on {report['data']}")
     typer.echo(
         f"{len(report['epochs'])} epoch(s) in {report['seconds']:.1f} s on {report['world_size']} rank(s) -> {out}"

@@ -3,7 +3,10 @@
 
 from __future__ import annotations
 
+import sys
 import time
+from collections.abc import Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -33,6 +36,17 @@ class DemoResult:
     seconds: dict[str, float] = field(default_factory=dict)
 
 
+@contextmanager
+def _step(message: str, progress: bool) -> Iterator[None]:
+    """One line before and after a step that has no progress bar of its own (no silent seconds)."""
+    t0 = time.perf_counter()
+    if progress:
+        print(f"{message} ...", file=sys.stderr, flush=True)
+    yield
+    if progress:
+        print(f"{message}: done in {time.perf_counter() - t0:.1f} s", file=sys.stderr, flush=True)
+
+
 def run_demo(
     out: Path,
     src: Path | None = None,
@@ -44,10 +58,11 @@ def run_demo(
     """Run the demo; features are cached in ``store_dir`` (default: the dataset's store under the
     cache root), so a rerun or an interrupted run only extracts what is missing."""
     t0 = time.perf_counter()
-    ds = get_adapter("microlens").load(src)
-    if limit is not None:  # a quick slice (tests); the default is all 19,738 videos
-        ds = ds.subset(n=limit)
-    ds.save(out / "dataset")
+    with _step("importing MicroLens", progress):
+        ds = get_adapter("microlens").load(src)
+        if limit is not None:  # a quick slice (tests); the default is all 19,738 videos
+            ds = ds.subset(n=limit)
+        ds.save(out / "dataset")
     t_import = time.perf_counter() - t0
 
     store = FeatureStore(store_dir) if store_dir else default_store(ds)

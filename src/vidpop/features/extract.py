@@ -16,11 +16,19 @@ aligned to ``ds.videos`` plus a ``present`` mask: a video without a cover/video/
 file failed to decode (an error row, see ``vidpop features errors``), is ``present=False`` with zeros.
 Every extractor's ``version`` encodes its recipe (model weights and options), so changing an option
 writes a new feature set instead of mixing incompatible vectors.
+
+Rows are keyed by content, not by dataset or caller: a row's key is a hash of the extractor's input
+(the title text, or the bytes of the cover/video file), inside the set ``<extractor>@<version>``. One
+shared store (:func:`default_store`) thus serves every dataset folder and every caller (``make demo``,
+``make models``, ``vidpop train``, the report, the PoE's second title view): each distinct input is
+embedded once, and identical titles or files are embedded once.
 """
 
 from __future__ import annotations
 
+import hashlib
 import importlib.util
+import os
 from collections.abc import Callable, Mapping, Sequence
 from pathlib import Path
 from typing import Any
@@ -260,22 +268,108 @@ def build_extractor(kind: str, **opts: Any) -> Any:
     return KINDS[resolve_kind(kind)](**opts)
 
 
-def default_store(ds: VideoDataset) -> FeatureStore:
-    """``cache_root()/features/<dataset name>``."""
-    return FeatureStore(cache_root() / "features" / ds.name)
+def shared_store_root() -> Path:
+    """The one content-keyed store that every dataset and caller shares by default."""
+    return cache_root() / "features" / "by-content"
+
+
+def default_store(ds: VideoDataset | None = None) -> FeatureStore:
+    """The shared content-keyed store (``ds`` is accepted for callers that name their dataset)."""
+    return FeatureStore(shared_store_root())
+
+
+# ---------------------------------------------------------------------------- content keys
+#: (path, size, mtime) -> key: a file is hashed once per process, unless it changes
+_FILE_KEYS: dict[tuple[str, int, int], str] = {}
+
+
+def content_key(column: str, value: Any) -> str:
+    """The store key of one input: ``t-<sha1 of the title>`` or ``f-<sha1 of the file's bytes>``.
+    An unreadable or missing file is keyed by its path (``p-...``) so that its error row is stored once."""
+    if column == "title":
+        if value is None or (isinstance(value, float) and np.isnan(value)) or value is pd.NA:
+            return "t-none"
+        raw = bytes(value) if isinstance(value, bytes | bytearray) else str(value).encode("utf-8", "surrogatepass")
+        tag = b"b" if isinstance(value, bytes | bytearray) else b"s"  # bytes and str titles decode differently
+        return "t-" + hashlib.sha1(tag + raw).hexdigest()
+    path = str(value)
+    try:
+        st = os.stat(path)
+        memo = (path, st.st_size, st.st_mtime_ns)
+        if memo not in _FILE_KEYS:
+            h = hashlib.sha1()
+            with open(path, "rb") as fh:
+                for chunk in iter(lambda: fh.read(1 << 20), b""):
+                    h.update(chunk)
+            _FILE_KEYS[memo] = "f-" + h.hexdigest()
+        return _FILE_KEYS[memo]
+    except OSError:
+        return "p-" + hashlib.sha1(path.encode("utf-8", "surrogatepass")).hexdigest()
+
+
+def dataset_keys(ds: VideoDataset, extractor: Any) -> list[str | None]:
+    """Per row of ``ds.videos``: the content key of its input for ``extractor`` (None = no input).
+    Titles are all keyed (an empty title becomes an error row); rows without a file are None."""
+    col = extractor.column
+    if col not in ds.videos:
+        return [None] * len(ds.videos)
+    vals = ds.videos[col].tolist()
+    if col == "title":
+        return [content_key(col, t) for t in vals]
+    return [None if pd.isna(p) or not str(p).strip() else content_key(col, p) for p in vals]
 
 
 def dataset_items(ds: VideoDataset, extractor: Any) -> list[Item]:
-    """(video id, input) for every video that has the extractor's input column filled. Titles are
-    all passed (an empty title becomes an error row); missing files are left out (= not present)."""
+    """(content key, input) per distinct input of ``ds`` for ``extractor``, in row order; see
+    :func:`dataset_keys` (missing files are left out = not present)."""
     col = extractor.column
     if col not in ds.videos:
         return []
-    ids = ds.videos["video_id"].astype(str).tolist()
-    vals = ds.videos[col].tolist()
-    if col == "title":
-        return [(v, None if pd.isna(t) else t) for v, t in zip(ids, vals, strict=True)]
-    return [(v, p) for v, p in zip(ids, vals, strict=True) if not pd.isna(p) and str(p).strip()]
+    items: dict[str, Any] = {}
+    for key, v in zip(dataset_keys(ds, extractor), ds.videos[col].tolist(), strict=True):
+        if key is not None and key not in items:
+            items[key] = None if col == "title" and pd.isna(v) else v
+    return list(items.items())
+
+
+def _adopt_legacy(store: FeatureStore, ds: VideoDataset, ext: Any, keys: list[str | None], progress: bool) -> None:
+    """Reuse rows of the old per-dataset store (``features/<dataset>/``, keyed by video id) in the shared
+    store, so a cache warmed before content keys is not recomputed. Runs only while some of ``ds``'s
+    keys are missing from the shared store, and copies only those."""
+    if store.root != shared_store_root():
+        return
+    legacy_root = cache_root() / "features" / ds.name
+    if not (legacy_root / f"{ext.name}@{ext.version}").is_dir():
+        return
+    key_of = {str(v): k for v, k in zip(ds.videos["video_id"].astype(str), keys, strict=True) if k is not None}
+    if set(key_of.values()) <= store.done_ids(ext.name, ext.version):
+        return
+    legacy = FeatureStore(legacy_root)
+    with store.extracting(ext.name, ext.version, progress):
+        done = store.done_ids(ext.name, ext.version)
+        ids, values, mask = legacy.read(ext.name, ext.version)
+        take: dict[str, int] = {}
+        for i, vid in enumerate(ids):
+            k = key_of.get(vid)
+            if k is not None and k not in done and k not in take:
+                take[k] = i
+        errors: dict[str, ErrorRow] = {}
+        for e in legacy.errors(ext.name, ext.version):
+            k = key_of.get(e.video_id)
+            if k is not None and k not in done and k not in take:
+                errors.setdefault(k, ErrorRow(k, e.stage, e.reason))
+        rows = list(take.values())
+        if rows or errors:
+            part_mask = None if mask is None else mask[rows]
+            result = ExtractResult(list(take), values[rows], list(errors.values()), part_mask)
+            store.write_part(ext.name, ext.version, result)
+
+
+def _lookup(store: FeatureStore, ext: Any, keys: list[str | None]) -> tuple[np.ndarray, np.ndarray]:
+    try:
+        return store.lookup(ext.name, ext.version, [k or "" for k in keys])
+    except KeyError:  # nothing stored (no inputs, or every item errored)
+        return np.zeros((len(keys), *ext.shape), np.float32), np.zeros(len(keys), bool)
 
 
 def extract_kind(
@@ -290,6 +384,7 @@ def extract_kind(
     """Extract one kind for the videos of ``ds`` not in the store yet (resumable)."""
     store = store or default_store(ds)
     ext = build_extractor(kind, **opts)
+    _adopt_legacy(store, ds, ext, dataset_keys(ds, ext), progress)
     items = dataset_items(ds, ext)
     bs = batch_size or DEFAULT_BATCH[ext.name]
     if getattr(ext, "pipelined", False):  # frames: one pipeline over all videos, never drained between parts
@@ -329,18 +424,26 @@ def dataset_features(
     elif not isinstance(store, FeatureStore):
         store = FeatureStore(store)
     ext = build_extractor(kind, **opts)
+    keys = dataset_keys(ds, ext)
+    _adopt_legacy(store, ds, ext, keys, progress)
     items = dataset_items(ds, ext)
     run_extraction(store, ext, items, lambda it: it[0], batch_size=DEFAULT_BATCH[ext.name], progress=progress)
-    ids = ds.videos["video_id"].astype(str).tolist()
-    try:
-        return store.lookup(ext.name, ext.version, ids)
-    except KeyError:  # nothing stored (no inputs, or every item errored)
-        return np.zeros((len(ids), *ext.shape), np.float32), np.zeros(len(ids), bool)
+    return _lookup(store, ext, keys)
 
 
 def dataset_errors(ds: VideoDataset, kind: str, store: FeatureStore | None = None, **opts: Any) -> list[ErrorRow]:
-    """Error rows stored for ``kind`` (with these options) that belong to videos of ``ds``."""
+    """Error rows stored for ``kind`` (with these options) that belong to videos of ``ds``, one per video."""
     store = store or default_store(ds)
     ext = build_extractor(kind, **opts)
-    ids = set(ds.videos["video_id"].astype(str))
-    return [e for e in store.errors(ext.name, ext.version) if e.video_id in ids]
+    return store_errors(ds, store, ext.name, ext.version, dataset_keys(ds, ext))
+
+
+def store_errors(
+    ds: VideoDataset, store: FeatureStore, name: str, version: str, keys: list[str | None] | None = None
+) -> list[ErrorRow]:
+    """The error rows of feature set ``name@version`` mapped back from content keys to ``ds``'s video ids."""
+    if keys is None:
+        keys = dataset_keys(ds, KINDS[name]() if name in KINDS else build_extractor(name))
+    by_key = {e.video_id: e for e in store.errors(name, version)}
+    vids = ds.videos["video_id"].astype(str).tolist()
+    return [ErrorRow(vid, by_key[k].stage, by_key[k].reason) for vid, k in zip(vids, keys, strict=True) if k in by_key]

@@ -181,10 +181,30 @@ def run_pipelined_extraction(
     ``store``: one atomic part per ``part_size`` finished videos, the pipeline never drained between
     parts. Skips ids already stored (values or error rows), so a killed run resumes."""
     todo_all = list(items)[:limit] if limit is not None else list(items)
-    done = store.done_ids(extractor.name, extractor.version)
-    todo = [it for it in todo_all if str(it[0]) not in done]
-    embedder: PipelinedFrameEmbedder = extractor.embedder
+
+    def pending() -> list[Item]:
+        done = store.done_ids(extractor.name, extractor.version)
+        return [it for it in todo_all if str(it[0]) not in done]
+
     t0 = time.perf_counter()
+    todo = pending()
+    if not todo:
+        return RunReport(extractor.name, len(todo_all), len(todo_all), 0, 0, time.perf_counter() - t0)
+    # the feature set's lock (see FeatureStore.extracting): a second extractor waits, then skips our parts
+    with store.extracting(extractor.name, extractor.version, progress):
+        return _run_locked(store, extractor, todo_all, pending(), part_size, progress, t0)
+
+
+def _run_locked(
+    store: FeatureStore,
+    extractor: Any,
+    todo_all: list[Item],
+    todo: list[Item],
+    part_size: int,
+    progress: bool,
+    t0: float,
+) -> RunReport:
+    embedder: PipelinedFrameEmbedder = extractor.embedder
     extracted = errors = 0
     ids: list[str] = []
     rows: list[np.ndarray] = []

@@ -4,19 +4,28 @@ Layout: ``<root>/<extractor>@<version>/part-<n>.npz`` (ids, values[, mask]) and
 ``part-<n>.errors.json`` (error rows). Every part is written to a temporary name and renamed,
 so a killed run leaves only complete parts; rerunning skips every id already stored (values
 or error) and continues. One part per batch keeps writes cheap and crash-safe at any scale.
+
+A failed write (full disk, read-only store, Ctrl-C) removes its temporary file. Extraction holds a
+file lock per feature set (``<set>/.lock``, released by the kernel if the holder dies): a second
+process that needs the same set waits, then skips every part the first one wrote, so two runs never
+compute the same rows twice nor interleave their parts.
 """
 
 from __future__ import annotations
 
 import json
 import os
+import re
+import sys
 import time
-from collections.abc import Callable, Iterable, Sequence
+from collections.abc import Callable, Iterable, Iterator, Sequence
+from contextlib import contextmanager
 from dataclasses import asdict, dataclass
 from pathlib import Path
-from typing import Any, Protocol
+from typing import IO, Any, Protocol
 
 import numpy as np
+from filelock import FileLock, Timeout
 from tqdm.auto import tqdm
 
 from vidpop.errors import MissingBackboneError
@@ -97,16 +106,34 @@ class FeatureStore:
             }
             if result.mask is not None:
                 arrays["mask"] = np.asarray(result.mask, dtype=bool)
-            tmp = d / f".{stem}.npz.tmp"
-            with open(tmp, "wb") as fh:
-                np.savez(fh, **arrays)
-                fh.flush()
-                os.fsync(fh.fileno())
-            tmp.replace(d / f"{stem}.npz")
+            _atomic_write(d / f"{stem}.npz", lambda fh: np.savez(fh, **arrays))
         if result.errors:
-            tmp = d / f".{stem}.errors.json.tmp"
-            tmp.write_text(json.dumps([asdict(e) for e in result.errors]))
-            tmp.replace(d / f"{stem}.errors.json")
+            payload = json.dumps([asdict(e) for e in result.errors]).encode()
+            _atomic_write(d / f"{stem}.errors.json", lambda fh: fh.write(payload))
+
+    @contextmanager
+    def extracting(self, name: str, version: str, progress: bool = True) -> Iterator[None]:
+        """Hold the lock of one feature set while extracting into it; waits (saying so) while another
+        process holds it. On entry, removes temporary files left by writers that died mid-write."""
+        d = self._dir(name, version)
+        d.mkdir(parents=True, exist_ok=True)
+        lock = FileLock(d / ".lock")
+        try:
+            lock.acquire(timeout=0)
+        except Timeout:
+            if progress:
+                print(
+                    f"{name}@{version}: another process is extracting this feature set; waiting for it "
+                    "(its rows will be reused, not recomputed)",
+                    file=sys.stderr,
+                    flush=True,
+                )
+            lock.acquire()
+        try:
+            _remove_stale_tmp(d)
+            yield
+        finally:
+            lock.release()
 
     # ------------------------------------------------------------------ reading
     def _parts(self, name: str, version: str) -> list[Path]:
@@ -180,27 +207,65 @@ def run_extraction(
     todo_all = list(items)
     if limit is not None:
         todo_all = todo_all[:limit]
-    done = store.done_ids(extractor.name, extractor.version, include_errors=not retry_errors)
-    todo = [it for it in todo_all if item_id(it) not in done]
+
+    def pending() -> list[Any]:
+        done = store.done_ids(extractor.name, extractor.version, include_errors=not retry_errors)
+        return [it for it in todo_all if item_id(it) not in done]
+
     t0 = time.perf_counter()
     extracted = errors = 0
-    bar = tqdm(total=len(todo), desc=f"{extractor.name}", unit="item", disable=not progress)
-    for start in range(0, len(todo), batch_size):
-        batch = todo[start : start + batch_size]
-        try:
-            result = extractor.extract(batch)
-        except MissingBackboneError:  # the environment, not the items: never store it as error rows
-            raise
-        except Exception:  # isolate the failing item below
-            result = _extract_one_by_one(extractor, batch, item_id)
-        store.write_part(extractor.name, extractor.version, result)
-        extracted += len(result.ids)
-        errors += len(result.errors)
-        bar.update(len(batch))
-        bar.set_postfix(errors=errors)
-    bar.close()
+    todo = pending()
+    if todo:  # the lock only when there is work: a complete (or read-only) store is just read
+        with store.extracting(extractor.name, extractor.version, progress):
+            todo = pending()  # again: a process we waited for may have stored some of them
+            bar = tqdm(total=len(todo), desc=f"{extractor.name}", unit="item", disable=not progress)
+            for start in range(0, len(todo), batch_size):
+                batch = todo[start : start + batch_size]
+                try:
+                    result = extractor.extract(batch)
+                except MissingBackboneError:  # the environment, not the items: never store it as error rows
+                    raise
+                except Exception:  # isolate the failing item below
+                    result = _extract_one_by_one(extractor, batch, item_id)
+                store.write_part(extractor.name, extractor.version, result)
+                extracted += len(result.ids)
+                errors += len(result.errors)
+                bar.update(len(batch))
+                bar.set_postfix(errors=errors)
+            bar.close()
     seconds = time.perf_counter() - t0
     return RunReport(extractor.name, len(todo_all), len(todo_all) - len(todo), extracted, errors, seconds)
+
+
+def _atomic_write(final: Path, write: Callable[[IO[bytes]], Any]) -> None:
+    """Write through a temporary sibling, fsync, rename; on any failure remove the temporary."""
+    tmp = final.with_name(f".{final.name}.tmp")
+    try:
+        with open(tmp, "wb") as fh:
+            write(fh)
+            fh.flush()
+            os.fsync(fh.fileno())
+        tmp.replace(final)
+    except BaseException:
+        tmp.unlink(missing_ok=True)
+        raise
+
+
+_TMP = re.compile(r"^\.part-\d+-(\d+)\..*\.tmp$")
+
+
+def _remove_stale_tmp(d: Path) -> None:
+    """Delete ``.part-*-<pid>.*.tmp`` files whose writer process no longer exists (killed mid-write)."""
+    for p in d.glob(".part-*.tmp"):
+        m = _TMP.match(p.name)
+        if m is None:
+            continue
+        try:
+            os.kill(int(m.group(1)), 0)
+        except ProcessLookupError:
+            p.unlink(missing_ok=True)
+        except PermissionError:  # alive, owned by another user
+            pass
 
 
 def _extract_one_by_one(extractor: Extractor, batch: list[Any], item_id: Callable[[Any], str]) -> ExtractResult:

@@ -12,7 +12,7 @@ from vidpop.data.preprocessing import Standardizer
 from vidpop.models.base import VidpopModel
 from vidpop.models.config import ModelConfig
 from vidpop.models.registry import register_model
-from vidpop.training.loop import TrainConfig, fit_module, predict_batched
+from vidpop.training.loop import TrainConfig, fit_module, predict_batched, seed_everything
 
 
 def mlp(
@@ -59,6 +59,7 @@ class MLPRegressor(VidpopModel):
         # Targets are standardised too (train statistics), so every target weighs the same in the
         # MSE and the first epochs are not spent learning the offset of log counts (~12 for views).
         self.y_scaler_ = Standardizer().fit(y)
+        seed_everything(self.config.train.seed)  # the initial weights, too, follow the seed
         self.module_ = self._build_module()
         train = {"x": self.scaler_.transform(X), "y": self.y_scaler_.transform(y)}
         val = None

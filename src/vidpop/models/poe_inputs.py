@@ -212,7 +212,8 @@ def build_poe_inputs(
         view_ds = VideoDataset(
             f"{ds.name}__textview", pd.DataFrame({"video_id": ds.videos["video_id"], "title": second_views(ds)})
         )
-        view, view_mask = dataset_features(view_ds, "title_minilm", progress=progress)
+        # content-keyed: the views sit in the title set, and views equal to a title reuse its row
+        view, view_mask = dataset_features(view_ds, "title_minilm", store=store, progress=progress)
         view = np.where(view_mask[:, None], view, t)  # an empty second view: fall back to the title itself
     s, sm, _ = social_features(ds)
     if s.shape[1]:

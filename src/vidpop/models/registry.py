@@ -7,7 +7,6 @@ Each model module decorates its estimator class with :func:`register_model`; the
 from __future__ import annotations
 
 import importlib
-import pkgutil
 from typing import TYPE_CHECKING, Any
 
 from vidpop.errors import VidpopError
@@ -31,23 +30,48 @@ def register_model(name: str):
     return deco
 
 
-def _import_all() -> None:
-    import vidpop.models as pkg
+#: model name -> the module that registers it. Discovery reads this table instead of importing every
+#: model module (about 10 s of imports): a module is imported only when its model is asked for.
+#: tests/test_registry_lazy.py checks that it matches what the modules register.
+MODULES: dict[str, str] = {
+    "attention_explain": "vidpop.models.attention_explain",
+    "cover_title_fusion": "vidpop.models.cover_title_fusion",
+    "interest_rnn": "vidpop.models.interest_rnn.model",
+    "lightgbm": "vidpop.models.lightgbm_baseline",
+    "lightgbm_classifier": "vidpop.models.lightgbm_baseline",
+    "mlp": "vidpop.models.mlp",
+    "rec_cb": "vidpop.models.rec_baselines.cold_start",
+    "rec_fpmc": "vidpop.models.rec_baselines.fpmc",
+    "rec_itemknn": "vidpop.models.rec_baselines.itemknn",
+    "rec_lfm": "vidpop.models.rec_baselines.lfm",
+    "rec_mknn": "vidpop.models.rec_baselines.cold_start",
+    "rec_pop": "vidpop.models.rec_baselines.simple",
+    "rec_random": "vidpop.models.rec_baselines.simple",
+    "rec_sasrec": "vidpop.models.rec_baselines.sasrec",
+    "rec_sca": "vidpop.models.rec_baselines.cold_start",
+    "relation_mtl": "vidpop.models.relation_mtl",
+    "static_dnn": "vidpop.models.interest_rnn.static",
+    "variational_poe": "vidpop.models.variational_poe",
+}
 
-    for mod in pkgutil.walk_packages(pkg.__path__, prefix=f"{pkg.__name__}."):
-        if mod.name.rsplit(".", 1)[-1] not in {"registry", "base"}:
-            importlib.import_module(mod.name)
+
+def _import_all() -> None:
+    """Import every model module of :data:`MODULES` (for listings that need each class)."""
+    for module in sorted(set(MODULES.values())):
+        importlib.import_module(module)
 
 
 def model_names() -> list[str]:
-    _import_all()
-    return sorted(_MODELS)
+    """Names of the registered models (from :data:`MODULES`, without importing them), plus any model
+    registered at run time by code outside this package."""
+    return sorted({*MODULES, *_MODELS})
 
 
 def get_model_class(name: str) -> type[VidpopModel]:
-    _import_all()
+    if name not in _MODELS and name in MODULES:
+        importlib.import_module(MODULES[name])
     if name not in _MODELS:
-        raise VidpopError(f"unknown model '{name}'; known: {', '.join(sorted(_MODELS))}")
+        raise VidpopError(f"unknown model '{name}'; known: {', '.join(model_names())}")
     return _MODELS[name]
 
 
@@ -68,6 +92,6 @@ def describe_models() -> list[dict[str, str]]:
     """Name, kind and description of each registered model (for ``vidpop models list``)."""
     rows = []
     for name in model_names():
-        cls = _MODELS[name]
+        cls = get_model_class(name)
         rows.append({"name": name, "task": cls.task, "description": cls.description})
     return rows

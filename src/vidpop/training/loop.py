@@ -2,14 +2,23 @@
 
 Models supply an ``nn.Module`` and a ``loss_fn(module, batch) -> (loss, logs)``; data are dicts of
 equally long arrays (one key per input modality or target). Nothing model-specific lives here.
+
+The device is chosen once (``TrainConfig.device``, see :func:`vidpop.training.distributed.select_device`);
+the module and every batch follow it during training, and the trained module is handed back on the
+CPU so that any model's inference code runs unchanged (:func:`predict_batched` follows the module).
+With ``checkpoint_dir`` set, every ``checkpoint_every`` epochs the whole training state (weights,
+optimizer, best epoch, RNG states) is written atomically, and ``resume=True`` continues from it.
 """
 
 from __future__ import annotations
 
 import copy
+import os
 import random
+import sys
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
+from pathlib import Path
 from typing import Any
 
 import numpy as np
@@ -39,6 +48,11 @@ class TrainConfig:
     seed: int = 0
     progress: bool = True
     num_threads: int | None = None
+    device: str = "auto"  # auto (this rank's GPU if CUDA is available, else CPU) | cpu | cuda | cuda:N
+    #: folder for resumable checkpoints (None = none); ``vidpop train`` sets it beside --out
+    checkpoint_dir: str | None = None
+    checkpoint_every: int = 1  # epochs between checkpoints
+    resume: bool = False  # continue from the checkpoint in checkpoint_dir, if there is one
 
 
 @dataclass
@@ -93,17 +107,73 @@ def make_optimizer(params, cfg: TrainConfig) -> torch.optim.Optimizer:
 
 
 @torch.no_grad()
-def evaluate_loss(module: nn.Module, loss_fn: LossFn, data: Batch, batch_size: int) -> dict[str, float]:
+def evaluate_loss(
+    module: nn.Module, loss_fn: LossFn, data: Batch, batch_size: int, device: torch.device | None = None
+) -> dict[str, float]:
     module.eval()
     n = _length(data)
     totals: dict[str, float] = {}
     for batch in iterate_batches(data, batch_size, shuffle=False):
-        loss, logs = loss_fn(module, batch)
+        loss, logs = loss_fn(module, _to(batch, device) if device is not None else batch)
         w = len(next(iter(batch.values()))) / n
         totals["loss"] = totals.get("loss", 0.0) + float(loss) * w
         for k, v in logs.items():
             totals[k] = totals.get(k, 0.0) + float(v) * w
     return totals
+
+
+#: checkpoint_dir -> fit_module calls so far in this process: the k-th call of a run owns fit-<k>.pt,
+#: so a model that trains several modules (stages, ensembles) resumes each in order
+_FIT_CALLS: dict[str, int] = {}
+
+
+def reset_fit_calls(checkpoint_dir: str | Path) -> None:
+    """Start a new run in ``checkpoint_dir``: its next fit_module call is the run's first again."""
+    _FIT_CALLS.pop(str(Path(checkpoint_dir).resolve()), None)
+
+
+def _checkpoint_path(cfg: TrainConfig) -> Path | None:
+    if not cfg.checkpoint_dir:
+        return None
+    key = str(Path(cfg.checkpoint_dir).resolve())
+    _FIT_CALLS[key] = _FIT_CALLS.get(key, 0) + 1
+    return Path(key) / f"fit-{_FIT_CALLS[key]}.pt"
+
+
+def _fingerprint(module: nn.Module) -> list[tuple[str, tuple[int, ...]]]:
+    return [(k, tuple(v.shape)) for k, v in module.state_dict().items()]
+
+
+def save_checkpoint(path: Path, state: dict[str, Any]) -> None:
+    """``torch.save`` through a temporary sibling + fsync + rename: a kill leaves the old checkpoint or
+    the new one, never half of one."""
+    path.parent.mkdir(parents=True, exist_ok=True)
+    tmp = path.with_name(f".{path.name}.tmp-{os.getpid()}")
+    try:
+        with open(tmp, "wb") as fh:
+            torch.save(state, fh)
+            fh.flush()
+            os.fsync(fh.fileno())
+        tmp.replace(path)
+    except BaseException:
+        tmp.unlink(missing_ok=True)
+        raise
+
+
+def load_checkpoint(path: Path, module: nn.Module) -> dict[str, Any] | None:
+    """The checkpoint at ``path`` if it exists and was written for a module of this shape."""
+    if not path.is_file():
+        return None
+    state = torch.load(path, map_location="cpu", weights_only=False)
+    if state.get("fingerprint") != _fingerprint(module):
+        from vidpop.errors import VidpopError
+
+        raise VidpopError(f"checkpoint {path} belongs to a different model; remove it or train without --resume")
+    return state
+
+
+def _to(batch: Batch, device: torch.device) -> Batch:
+    return batch if device.type == "cpu" else {k: v.to(device, non_blocking=True) for k, v in batch.items()}
 
 
 def fit_module(
@@ -115,16 +185,19 @@ def fit_module(
     epoch_callback: Callable[[nn.Module, int], dict[str, float]] | None = None,
     on_epoch_start: Callable[[int], None] | None = None,
 ) -> History:
-    """Train ``module`` in place; on return it holds the weights of the best validation epoch.
+    """Train ``module`` in place; on return it holds the weights of the best validation epoch (on the CPU).
 
     ``epoch_callback(module, epoch)`` may return extra metrics (e.g. accuracy) to log per epoch.
     ``on_epoch_start(epoch)`` lets a model change something per epoch (e.g. resample negatives).
+    Seeds are set here for batching; a model seeds before it builds ``module`` (:func:`seed_everything`).
     """
     cfg = cfg or TrainConfig()
     seed_everything(cfg.seed)
     if cfg.num_threads:
         torch.set_num_threads(cfg.num_threads)
-    train_t = to_tensors(train)
+    device = distributed.select_device(cfg.device)
+    module.to(device)
+    train_t = to_tensors(train)  # data stay on the CPU; each batch moves to the device
     val_t = to_tensors(val) if val is not None and _length(to_tensors(val)) > 0 else None
     opt = make_optimizer([p for p in module.parameters() if p.requires_grad], cfg)
     gen = torch.Generator().manual_seed(cfg.seed)
@@ -135,7 +208,23 @@ def fit_module(
     best = float("inf")
     best_state = copy.deepcopy(module.state_dict())
     bad_epochs = 0
-    bar = tqdm(range(cfg.epochs), desc=type(module).__name__, unit="epoch", disable=not cfg.progress or rank > 0)
+    start = 0
+    ckpt_path = _checkpoint_path(cfg)
+    ckpt = load_checkpoint(ckpt_path, module) if ckpt_path is not None and cfg.resume else None
+    if ckpt is not None:
+        module.load_state_dict(ckpt["module"])
+        opt.load_state_dict(ckpt["optimizer"])
+        best, best_state, bad_epochs = ckpt["best"], ckpt["best_state"], ckpt["bad_epochs"]
+        history = History(**ckpt["history"])
+        gen.set_state(ckpt["rng"]["generator"])
+        torch.set_rng_state(ckpt["rng"]["torch"])
+        np.random.set_state(ckpt["rng"]["numpy"])
+        random.setstate(ckpt["rng"]["python"])
+        start = len(history.epochs) if not ckpt["finished"] else cfg.epochs
+        if rank == 0:
+            done = "finished" if ckpt["finished"] else f"{start} epoch(s) done"
+            tqdm.write(f"resuming {type(module).__name__} from {ckpt_path} ({done})", file=sys.stderr)
+    bar = tqdm(range(start, cfg.epochs), desc=type(module).__name__, unit="epoch", disable=not cfg.progress or rank > 0)
     for epoch in bar:
         if on_epoch_start:
             on_epoch_start(epoch)
@@ -145,6 +234,7 @@ def fit_module(
             batch = distributed.shard(global_batch, rank, world_size) if world_size > 1 else global_batch
             if not len(next(iter(batch.values()))):
                 continue
+            batch = _to(batch, device)
             opt.zero_grad(set_to_none=True)
             loss, _ = step_fn(batch)
             if not torch.isfinite(loss):
@@ -158,22 +248,47 @@ def fit_module(
             n_seen += bs
         row: dict[str, float] = {"epoch": epoch, "train_loss": distributed.all_reduce_mean(running / max(n_seen, 1))}
         if val_t is not None:
-            row.update({f"val_{k}": v for k, v in evaluate_loss(module, loss_fn, val_t, cfg.batch_size).items()})
+            val_logs = evaluate_loss(module, loss_fn, val_t, cfg.batch_size, device)
+            row.update({f"val_{k}": v for k, v in val_logs.items()})
         if epoch_callback:
             row.update(epoch_callback(module, epoch))
         history.epochs.append(row)
         monitored = row.get("val_loss", row["train_loss"])
         bar.set_postfix({k: round(v, 4) for k, v in row.items() if k != "epoch"})
+        stop = False
         if monitored < best - 1e-6:
             best, bad_epochs, history.best_epoch = monitored, 0, epoch
             best_state = copy.deepcopy(module.state_dict())
         else:
             bad_epochs += 1
             if cfg.patience and bad_epochs >= cfg.patience:
-                history.stopped_early = True
-                break
+                history.stopped_early = stop = True
+        last = stop or epoch == cfg.epochs - 1
+        if ckpt_path is not None and rank == 0 and (last or (epoch + 1) % max(cfg.checkpoint_every, 1) == 0):
+            save_checkpoint(
+                ckpt_path,
+                {
+                    "fingerprint": _fingerprint(module),
+                    "module": module.state_dict(),
+                    "optimizer": opt.state_dict(),
+                    "best": best,
+                    "best_state": best_state,
+                    "bad_epochs": bad_epochs,
+                    "history": history.as_dict(),
+                    "finished": last,
+                    "rng": {
+                        "generator": gen.get_state(),
+                        "torch": torch.get_rng_state(),
+                        "numpy": np.random.get_state(),
+                        "python": random.getstate(),
+                    },
+                },
+            )
+        if stop:
+            break
     bar.close()
     module.load_state_dict(best_state)
+    module.to("cpu")
     module.eval()
     return history
 
@@ -185,5 +300,8 @@ def predict_batched(
     """Apply ``fn(module, batch)`` over ``data`` in batches and concatenate the outputs."""
     module.eval()
     data_t = to_tensors(data)
-    outs = [fn(module, b).detach().cpu().numpy() for b in iterate_batches(data_t, batch_size, shuffle=False)]
+    param = next(module.parameters(), None)
+    device = param.device if param is not None else torch.device("cpu")  # batches follow the module
+    batches = iterate_batches(data_t, batch_size, shuffle=False)
+    outs = [fn(module, _to(b, device)).detach().cpu().numpy() for b in batches]
     return np.concatenate(outs) if outs else np.zeros((0,), np.float32)
