@@ -23,7 +23,7 @@ from torch import nn
 
 import vidpop
 from vidpop.errors import VidpopError
-from vidpop.models.config import ModelConfig, config_to_dict, merge_config
+from vidpop.models.config import ModelConfig, merge_config, persisted_config_dict
 from vidpop.models.folder import FOLDER_FORMAT, check_folder, staged_folder
 from vidpop.training import metrics
 
@@ -115,7 +115,7 @@ class VidpopModel(ABC):
                 "task": self.task,
                 "vidpop_version": vidpop.__version__,
                 "format": FOLDER_FORMAT,
-                "config": config_to_dict(self.config),
+                "config": persisted_config_dict(self.config),
                 "feature_versions": self.feature_versions,
             }
             torch.save(self.get_state(), tmp / "state.pt")

@@ -59,6 +59,28 @@ def config_to_dict(config: Any) -> dict[str, Any]:
     return {k: plain(v) for k, v in dataclasses.asdict(config).items()}
 
 
+#: options that describe one training run (where it checkpoints, whether it resumes), not the model:
+#: a saved model records them at their defaults so its folder does not point at a deleted checkpoint
+RUN_ONLY_OPTIONS: dict[str, Any] = {"checkpoint_dir": None, "resume": False}
+
+
+def persisted_config_dict(config: Any) -> dict[str, Any]:
+    """:func:`config_to_dict` with the run-only options of every nested config reset to their defaults."""
+
+    def strip(d: dict[str, Any]) -> dict[str, Any]:
+        out = {}
+        for k, v in d.items():
+            if isinstance(v, dict):
+                out[k] = strip(v)
+            elif k in RUN_ONLY_OPTIONS and isinstance(d.get("checkpoint_every"), int):
+                out[k] = RUN_ONLY_OPTIONS[k]
+            else:
+                out[k] = v
+        return out
+
+    return strip(config_to_dict(config))
+
+
 def merge_config(base: C, values: Mapping[str, Any] | None, strict: bool = True, _path: str = "") -> C:
     """``base`` (a config dataclass instance) with ``values`` merged on, recursively.
 
