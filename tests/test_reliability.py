@@ -243,7 +243,7 @@ _cell = st.one_of(
     st.sampled_from(["", "1e400", "-1e400", "NaN", "inf", "abc", "../../etc/passwd", "/etc/passwd", '"', ","]),
 )
 _COLUMNS = ["video_id", "title", "views", "likes", "cover_path", "published_at", "duration"]
-FUZZ_EXAMPLES = {"importer": 150}
+FUZZ_EXAMPLES = {"importer": 100}
 
 
 @settings(max_examples=FUZZ_EXAMPLES["importer"], deadline=None, suppress_health_check=[HealthCheck.too_slow,

@@ -259,7 +259,8 @@ def create_app(models_dir: str | Path, settings: ServeSettings | None = None) ->
     @app.get("/recommend/{user}", tags=["recommend"])
     def recommend_user(user: str, k: int | None = Query(None, ge=1, le=100)) -> Any:
         """Top-k videos for a user the recommender knows (from the user's watch history)."""
-        return state.run(lambda bundle: bundle.recommend(user=user, k=k or settings.k))
+        # a JSONResponse skips FastAPI's generic encoder (the answer is plain JSON types already)
+        return JSONResponse(state.run(lambda bundle: bundle.recommend(user=user, k=k or settings.k)))
 
     @app.post("/recommend", tags=["recommend"])
     def recommend(body: RecommendRequest) -> Any:
@@ -268,9 +269,11 @@ def create_app(models_dir: str | Path, settings: ServeSettings | None = None) ->
             raise HTTPException(
                 422, f"the history has {len(body.history)} ids; the limit is {settings.max_history} (send the latest)"
             )
-        return state.run(
-            lambda bundle: bundle.recommend(
-                user=body.user, history=body.history, text=body.text, k=body.k or settings.k
+        return JSONResponse(
+            state.run(
+                lambda bundle: bundle.recommend(
+                    user=body.user, history=body.history, text=body.text, k=body.k or settings.k
+                )
             )
         )
 

@@ -267,7 +267,7 @@ class ModelBundle:
             assert served is not None
             hist = None  # indices of another model's vocabulary
         if hist is None:
-            codes = served.index.get_indexer(ids) if ids else np.zeros(0, np.int64)
+            codes = np.fromiter((served.codes.get(i, -1) for i in ids), np.int64, len(ids))
             unknown = [i for i, c in zip(ids, codes, strict=True) if c < 0]
             if unknown:
                 shown = ", ".join(u[:40] for u in unknown[:5])
@@ -353,5 +353,6 @@ def _p_popular(model: Any, ds: Any, work: Path) -> float:
                 frames, mask = c[:, None, :], np.ones((1, 1), bool)
         if frames is None:
             frames, mask = np.zeros((1, 1, 1280), np.float32), np.zeros((1, 1), bool)
-    titles = [str(ds.videos["title"].iloc[0] or "")] if cfg.uses_headline else None
+    title = ds.videos["title"].iloc[0]  # pd.NA for a cover-only video (`NA or ""` raised TypeError: a 500)
+    titles = [title if isinstance(title, str) else ""] if cfg.uses_headline else None
     return float(model.predict_proba(AttentionInputs(titles=titles, frames=frames, frame_mask=mask))[0, 1])
