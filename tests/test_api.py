@@ -267,10 +267,25 @@ def test_token_comes_from_the_environment(monkeypatch: pytest.MonkeyPatch) -> No
         ServeSettings(max_upload_mb=0)
 
 
-def test_health_answers_while_a_model_call_runs(client: TestClient) -> None:
-    state = client.app.state.vidpop  # type: ignore[attr-defined]
-    with state.lock:  # as if a prediction held the models
-        assert client.get("/health").json()["status"] == "ok"
+def test_no_global_lock_around_model_calls(client: TestClient) -> None:
+    """One model busy with a call that holds its own lock (a Grad-CAM explanation) blocks nobody else: health,
+    recommend and a title prediction answer meanwhile (they all queued behind one global lock before)."""
+    import threading
+
+    bundle = client.app.state.vidpop.bundle  # type: ignore[attr-defined]
+    explainer = next(m for m in bundle.models if m.name == "explain")
+    answers: list[int] = []
+
+    def others() -> None:
+        answers.append(client.get("/health").status_code)
+        answers.append(client.post("/recommend", json={"text": "cooking", "k": 2}).status_code)
+        answers.append(client.post("/predict", data={"title": "a quiet walk"}).status_code)
+
+    with explainer.lock:  # as if an explanation held the attention model
+        t = threading.Thread(target=others)
+        t.start()
+        t.join(timeout=60)
+        assert not t.is_alive() and answers == [200, 200, 200]
 
 
 def test_missing_model_roles(tmp_path: Path, models_dir: Path) -> None:  # noqa: F811

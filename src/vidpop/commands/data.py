@@ -24,18 +24,31 @@ def import_(
     chunk_rows: int | None = typer.Option(
         None, help="generic adapter: stream each table this many rows at a time (bounded memory)."
     ),
+    strict: bool = typer.Option(
+        False, "--strict", help="generic adapter: refuse bad counts and outside media paths (default: left missing)."
+    ),
+    allow_external_media: bool = typer.Option(
+        False, "--allow-external-media", help="generic adapter: keep media paths that lie outside the data folder."
+    ),
 ) -> None:
     """Read a source with an adapter and write it in vidpop's schema."""
+    options = parse_options(option)
+    if strict or allow_external_media:
+        if adapter != "generic":
+            raise VidpopError("--strict and --allow-external-media apply to the generic adapter")
+        options.update(strict=strict, allow_external_media=allow_external_media)
     if chunk_rows is not None:
         if adapter != "generic" or src is None:
             raise VidpopError("--chunk-rows streams the generic adapter's files: give `generic PATH`")
         from vidpop.data.streaming import stream_import
 
-        manifest = stream_import(src, out, parse_options(option), chunk_rows)
+        manifest = stream_import(src, out, options, chunk_rows)
         typer.echo(f"imported {adapter} -> {out} (streamed, {chunk_rows} rows per chunk)")
         typer.echo(f"rows: {manifest['row_counts']}; engagement columns: {manifest['engagement_columns']}")
+        for note in manifest["meta"]["notes"]:
+            typer.echo(f"  note: {note}")
         return
-    ds = get_adapter(adapter, **parse_options(option)).load(src)
+    ds = get_adapter(adapter, **options).load(src)
     ds.save(out)
     typer.echo(f"imported {adapter} -> {out}")
     _print_info(ds)

@@ -11,6 +11,7 @@ ones listed here are kept (adapters put source-specific fields there, e.g. ``gen
 
 from __future__ import annotations
 
+import functools
 import json
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
@@ -112,7 +113,13 @@ def write_manifest(
 
 
 def empty_table(table: str) -> pd.DataFrame:
-    """An empty frame with the required columns of ``table``."""
+    """An empty frame with the required columns of ``table`` (a copy of a cached one: building it costs
+    milliseconds, and every one-row dataset of a served prediction needs three)."""
+    return _empty_table(table).copy()
+
+
+@functools.cache
+def _empty_table(table: str) -> pd.DataFrame:
     columns, required = TABLES[table]
     return _coerce(pd.DataFrame({c: [] for c in required}), columns)
 
@@ -221,16 +228,43 @@ class VideoDataset:
             raise SchemaError(
                 f"{src} is not a vidpop dataset (no manifest.json); create one with `vidpop data import`"
             )
-        manifest = json.loads(manifest_path.read_text())
+        manifest = cls.read_manifest(src)
         if manifest.get("schema_version") != SCHEMA_VERSION:
             raise SchemaError(
                 f"{src} has schema version {manifest.get('schema_version')}, this vidpop reads {SCHEMA_VERSION}"
             )
-        tables = {t: pd.read_parquet(src / f"{t}.parquet") for t in TABLES}
-        ds = cls(manifest["name"], meta=manifest.get("meta", {}), **tables)
+        tables = {t: _read_parquet_table(src, t) for t in TABLES}
+        try:
+            ds = cls(str(manifest["name"]), meta=dict(manifest.get("meta") or {}), **tables)
+        except KeyError:
+            raise SchemaError(f"{src}/manifest.json has no dataset name; {_REIMPORT}") from None
         ds.meta.setdefault("path", str(src))
         return ds
 
     @staticmethod
     def read_manifest(in_dir: str | Path) -> dict[str, Any]:
-        return json.loads((Path(in_dir) / "manifest.json").read_text())
+        """The manifest, or a one-line :class:`SchemaError` saying it is damaged and what to do."""
+        path = Path(in_dir) / "manifest.json"
+        try:
+            manifest = json.loads(path.read_bytes().decode("utf-8"))
+        except FileNotFoundError:
+            raise SchemaError(f"{path.parent} is not a vidpop dataset (no manifest.json); {_REIMPORT}") from None
+        except (UnicodeDecodeError, json.JSONDecodeError) as exc:
+            raise SchemaError(f"{path} is damaged ({type(exc).__name__}); {_REIMPORT}") from None
+        if not isinstance(manifest, dict):
+            raise SchemaError(f"{path} is damaged (not a JSON object); {_REIMPORT}")
+        return manifest
+
+
+_REIMPORT = "re-create the folder with `vidpop data import`"
+
+
+def _read_parquet_table(src: Path, table: str) -> pd.DataFrame:
+    """One table of a dataset folder, or a one-line :class:`SchemaError` for a missing or damaged file."""
+    path = src / f"{table}.parquet"
+    if not path.is_file():
+        raise SchemaError(f"{src} lacks {path.name} (an interrupted import?); {_REIMPORT}")
+    try:
+        return pd.read_parquet(path)
+    except Exception as exc:  # pyarrow raises ArrowInvalid, OSError, ... for a damaged file
+        raise SchemaError(f"{path} is damaged ({type(exc).__name__}); {_REIMPORT}") from None

@@ -19,7 +19,15 @@ import pyarrow as pa
 import pyarrow.parquet as pq
 from tqdm.auto import tqdm
 
-from vidpop.data.adapters.generic import EXTENSIONS, ID_COLUMNS, GenericAdapter, parse_mapping
+from vidpop.data.adapters.generic import (
+    EXTENSIONS,
+    ID_COLUMNS,
+    GenericAdapter,
+    check_text_file,
+    combine_notes,
+    parse_mapping,
+    reading,
+)
 from vidpop.data.schema import ENGAGEMENT_COLUMNS, empty_table, normalise_table, write_manifest
 from vidpop.errors import DataNotFoundError, SchemaError, VidpopError
 
@@ -28,16 +36,19 @@ def iter_table(path: Path, sep: str | None, str_columns: tuple[str, ...], chunk_
     """Chunks of one table file, ``chunk_rows`` rows each (id columns read as text)."""
     suffix = path.suffix.lower()
     dtype = dict.fromkeys(str_columns, str)
-    if suffix == ".parquet":
-        for batch in pq.ParquetFile(path).iter_batches(batch_size=chunk_rows):
-            yield batch.to_pandas()
-    elif suffix == ".jsonl":
-        yield from pd.read_json(path, lines=True, dtype=dtype, chunksize=chunk_rows)
-    elif suffix in (".csv", ".tsv"):
-        delim = sep or ("\t" if suffix == ".tsv" else ",")
-        yield from pd.read_csv(path, sep=delim, dtype=dtype, chunksize=chunk_rows)
-    else:
+    if suffix not in EXTENSIONS:
         raise VidpopError(f"generic: cannot read {path.name}; use one of {', '.join(EXTENSIONS)}")
+    if suffix != ".parquet":
+        check_text_file(path)
+    with reading(path):  # a broken file fails in any chunk: one line, not a traceback
+        if suffix == ".parquet":
+            for batch in pq.ParquetFile(path).iter_batches(batch_size=chunk_rows):
+                yield batch.to_pandas()
+        elif suffix == ".jsonl":
+            yield from pd.read_json(path, lines=True, dtype=dtype, chunksize=chunk_rows)
+        else:
+            delim = sep or ("\t" if suffix == ".tsv" else ",")
+            yield from pd.read_csv(path, sep=delim, dtype=dtype, chunksize=chunk_rows, encoding="utf-8")
 
 
 def _stable_types(df: pd.DataFrame) -> pd.DataFrame:
@@ -113,8 +124,11 @@ def _import_table(
                 writer.write(df)
                 bar.update(len(df))
             bar.close()
-    finally:
+    except BaseException:
         writer.close()
+        tmp.unlink(missing_ok=True)  # a refused import leaves no part-written table behind
+        raise
+    writer.close()
     tmp.replace(dst / f"{table}.parquet")
     return writer.rows
 
@@ -140,7 +154,7 @@ def stream_import(
     for table, f in files.items():
         counts[table] = _import_table(adapter, table, f, mapping[table], dst, chunk_rows, state, progress)
     name = str(opts.get("name") or (src.name if src.is_dir() else src.stem))
-    notes: list[str] = state["notes"]
+    notes: list[str] = combine_notes(state["notes"])  # one note per kind, not one per chunk
     notes.insert(0, f"imported from {', '.join(str(f.name) for f in files.values() if f)} with the generic adapter")
     notes.append(f"streamed in chunks of {chunk_rows} rows")
     meta = {"notes": notes, "mapping": mapping, "adapter": "generic", "source": str(src)}

@@ -16,7 +16,7 @@ import av
 import numpy as np
 
 from vidpop.errors import VidpopError
-from vidpop.features.video import VideoDecodeError
+from vidpop.features.video import open_media
 
 SAMPLE_RATE = 22_050
 N_MFCC = 24
@@ -41,14 +41,7 @@ def decode_audio(path: str | Path, sr: int = SAMPLE_RATE, max_seconds: float | N
     and :class:`AudioDecodeError` if the audio stream fails to decode.
     """
     p = Path(path)
-    if not p.is_file():
-        raise VideoDecodeError(f"video file not found: {p}")
-    if p.stat().st_size == 0:
-        raise VideoDecodeError(f"video file is empty (0 bytes): {p.name}")
-    try:
-        container = av.open(str(p))
-    except (av.FFmpegError, OSError, ValueError) as exc:
-        raise VideoDecodeError(f"cannot open {p.name}: {exc}") from exc
+    container = open_media(p, need_video=False)
     try:
         if not container.streams.audio:
             return None

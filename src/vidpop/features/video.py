@@ -51,7 +51,10 @@ class VideoInfo:
     has_audio: bool
 
 
-def _open(path: str | Path) -> Any:
+def open_media(path: str | Path, need_video: bool = True) -> Any:
+    """The one probe of a media file (frames and audio both open files here): a PyAV container, or
+    :class:`VideoDecodeError` for a missing, empty or unreadable file (and, with ``need_video``, one
+    without a video stream)."""
     p = Path(path)
     if not p.is_file():
         raise VideoDecodeError(f"video file not found: {p}")
@@ -61,10 +64,39 @@ def _open(path: str | Path) -> Any:
         container = av.open(str(p))
     except (av.FFmpegError, OSError, ValueError) as exc:
         raise VideoDecodeError(f"cannot open video {p.name}: {exc}") from exc
-    if not container.streams.video:
+    if need_video and not container.streams.video:
         container.close()
         raise VideoDecodeError(f"{p.name} has no video stream")
     return container
+
+
+def check_decodable(path: str | Path, max_packets: int = 600) -> VideoInfo:
+    """Metadata of a clip that has a video stream and at least one frame that really decodes; else
+    :class:`VideoDecodeError` ("clip.mp4 has no decodable video frames"). Reads at most ``max_packets``
+    packets, so a long clip costs a fraction of a second."""
+    name = Path(path).name
+    try:
+        container = open_media(path)
+    except VideoDecodeError as exc:
+        if "has no video stream" in str(exc):
+            raise
+        raise VideoDecodeError(f"{name} has no decodable video frames (not a video container)") from exc
+    with container as c:
+        if c.format.name.endswith("_pipe") or c.format.name.startswith("image2"):
+            raise VideoDecodeError(f"{name} is a still image ({c.format.name}), not a video")
+        v = c.streams.video[0]
+        try:
+            for n, packet in enumerate(c.demux(v)):
+                if any(True for _ in packet.decode()):  # the last (empty) packet flushes the decoder
+                    break
+                if n >= max_packets:
+                    raise VideoDecodeError(f"{name} has no decodable video frames")
+            else:
+                raise VideoDecodeError(f"{name} has no decodable video frames")
+        except (av.FFmpegError, ValueError) as exc:
+            raise VideoDecodeError(f"{name} has no decodable video frames") from exc
+        fps = float(v.average_rate) if v.average_rate else 0.0
+        return VideoInfo(str(path), _duration(c), fps, v.width, v.height, int(v.frames or 0), bool(c.streams.audio))
 
 
 def _duration(container: Any) -> float:
@@ -80,7 +112,7 @@ def _duration(container: Any) -> float:
 
 def probe(path: str | Path) -> VideoInfo:
     """Container metadata without decoding."""
-    with _open(path) as c:
+    with open_media(path) as c:
         v = c.streams.video[0]
         fps = float(v.average_rate) if v.average_rate else 0.0
         return VideoInfo(str(path), _duration(c), fps, v.width, v.height, int(v.frames or 0), bool(c.streams.audio))
@@ -128,7 +160,7 @@ def sample_frames(
     if n_frames < 1:
         raise VidpopError("n_frames must be >= 1")
     name = Path(path).name
-    container = _open(path)
+    container = open_media(path)
     try:
         stream = container.streams.video[0]
         stream.thread_type = "AUTO"

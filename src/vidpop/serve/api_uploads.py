@@ -70,10 +70,12 @@ class _Collector:
         self._file: IO[bytes] | None = None
         self._path: Path | None = None
         self._size = 0
+        self._named = False
         self._data = bytearray()
 
     def on_part_begin(self) -> None:
         self._disposition, self._name, self._file, self._path, self._size = b"", "", None, None, 0
+        self._named = False
         self._data = bytearray()
 
     def on_header_field(self, data: bytes, start: int, end: int) -> None:
@@ -98,6 +100,7 @@ class _Collector:
             if self._name in self.form.files:
                 raise HTTPException(422, f"more than one '{self._name}' file")
             filename = options[b"filename"].decode("utf-8", "replace")
+            self._named = bool(filename.strip())
             (self.folder / self._name).mkdir(exist_ok=True)
             self._path = self.folder / self._name / safe_name(filename, self._name)
             self._file = open(self._path, "wb")  # noqa: SIM115 - closed in on_part_end / close()
@@ -115,7 +118,9 @@ class _Collector:
         if self._file is not None and self._path is not None:
             self._file.close()
             self._file = None
-            if self._size:  # a browser sends an empty part for a file input left empty
+            # a browser sends an empty, unnamed part for a file input left empty; an empty file the user
+            # named is kept, so it gets the CLI's answer ("video file is empty")
+            if self._size or self._named:
                 self.form.files[self._name] = self._path
             else:
                 self._path.unlink(missing_ok=True)

@@ -3,8 +3,9 @@
 The models load once, when the app is created; every request reuses them. Uploads stream into a
 per-request folder that is always removed; explanation images are copied out of it into a small,
 pruned artifact store so the page can fetch them by URL afterwards. Model calls run in the threadpool
-(one at a time: the models keep per-call state such as their feature-store path), so ``/health``
-answers while a prediction runs.
+without a global lock: inference is read-only, and the few calls that change per-call state in a model
+(its feature-store path, Grad-CAM hooks) hold that model's own lock. The default work folder
+(``/tmp/vidpop-serve-<pid>``) is removed at shutdown.
 """
 
 from __future__ import annotations
@@ -14,22 +15,23 @@ import re
 import secrets
 import shutil
 import tempfile
-import threading
 import time
-from collections.abc import Callable
+from collections.abc import AsyncIterator, Callable
+from contextlib import asynccontextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, TypeVar
+from typing import Annotated, Any, TypeVar
 
 from fastapi import FastAPI, Header, HTTPException, Query, Request
 from fastapi.concurrency import run_in_threadpool
 from fastapi.responses import FileResponse, JSONResponse
 from fastapi.staticfiles import StaticFiles
-from pydantic import BaseModel, Field
+from pydantic import BaseModel, Field, StringConstraints
 
 from vidpop.errors import MissingModelError, UnknownItemError, VidpopError
 from vidpop.serve.api_uploads import read_form
-from vidpop.serve.inputs import NewVideo
+from vidpop.serve.inputs import MAX_TITLE_CHARS, NewVideo
+from vidpop.serve.limits import JsonBodyLimit, install_error_handlers
 from vidpop.serve.predictors import ModelBundle
 
 STATIC_DIR = Path(__file__).parent / "static"
@@ -55,13 +57,24 @@ class ServeSettings:
     k: int = 10
     #: explanation artifact folders kept (oldest pruned first)
     keep_artifacts: int = 50
+    #: cap on a JSON body (``/recommend``), in KB; larger bodies get 413 before they are read whole
+    max_json_kb: float = 1024.0
+    #: cap on the ids of one watch history
+    max_history: int = 1000
+    #: cap on a title's length, in characters
+    max_title_chars: int = MAX_TITLE_CHARS
+    #: True when the work folder is the default temp folder: it is then removed at shutdown
+    owns_work_dir: bool = field(default=False, init=False)
 
     def __post_init__(self) -> None:
         if self.work_dir is None:
             self.work_dir = Path(tempfile.gettempdir()) / f"vidpop-serve-{os.getpid()}"
+            self.owns_work_dir = True
         self.work_dir = Path(self.work_dir)
-        if self.max_upload_mb <= 0:
-            raise VidpopError("max_upload_mb must be positive")
+        if self.max_upload_mb <= 0 or self.max_json_kb <= 0:
+            raise VidpopError("max_upload_mb and max_json_kb must be positive")
+        if self.max_history < 1 or self.max_title_chars < 1:
+            raise VidpopError("max_history and max_title_chars must be at least 1")
         if not 1 <= self.k <= 100:
             raise VidpopError("k must be between 1 and 100")
 
@@ -80,12 +93,17 @@ class ServeSettings:
         return int(self.max_upload_mb * 2**20)
 
 
+#: an id longer than this is not an id
+MAX_ID_CHARS = 256
+_Id = Annotated[str, StringConstraints(max_length=MAX_ID_CHARS)]
+
+
 class RecommendRequest(BaseModel):
     """A cold-start or anonymous query: watched ids (oldest first) and/or some text; or a known user."""
 
-    user: str | None = Field(None, description="a user id the recommender knows")
-    history: list[str] = Field(default_factory=list, description="watched video ids, oldest first")
-    text: str | None = Field(None, description="free text about the user's interests (cold start)")
+    user: _Id | None = Field(None, description="a user id the recommender knows")
+    history: list[_Id] = Field(default_factory=list, description="watched video ids, oldest first")
+    text: str | None = Field(None, max_length=5000, description="free text about the user's interests (cold start)")
     k: int | None = Field(None, ge=1, le=100, description="number of videos (default from the settings)")
 
 
@@ -99,20 +117,19 @@ def _status_for(exc: VidpopError) -> int:
 
 
 class _State:
-    """The app's long-lived parts: the bundle (swapped whole on reload) and the lock around model calls."""
+    """The app's long-lived parts: the bundle, swapped whole on reload (a request keeps the bundle it began
+    with; the swap is one reference assignment, so no lock is needed)."""
 
     def __init__(self, models_dir: Path, settings: ServeSettings) -> None:
         self.models_dir = models_dir
         self.settings = settings
         self.bundle = ModelBundle(models_dir)
-        self.lock = threading.Lock()
 
     def run(self, fn: Callable[[ModelBundle], T]) -> T:
-        with self.lock:
-            return fn(self.bundle)
+        return fn(self.bundle)
 
 
-def _new_video(fields: dict[str, str], files: dict[str, Path]) -> NewVideo:
+def _new_video(fields: dict[str, str], files: dict[str, Path], max_title: int) -> NewVideo:
     raw = fields.get("author_followers", "").strip()
     followers: float | None = None
     if raw:
@@ -120,9 +137,10 @@ def _new_video(fields: dict[str, str], files: dict[str, Path]) -> NewVideo:
             followers = float(raw)
         except ValueError:
             raise HTTPException(422, f"author_followers must be a number, got '{raw[:40]}'") from None
-    return NewVideo(
+    video = NewVideo(
         video=files.get("video"), cover=files.get("cover"), title=fields.get("title", ""), author_followers=followers
     )
+    return video.check(max_title)  # every file decoded here, before any model sees it
 
 
 def _publish(src: Path, artifacts: Path, keep: int) -> str:
@@ -178,23 +196,35 @@ def create_app(models_dir: str | Path, settings: ServeSettings | None = None) ->
     settings.uploads_dir.mkdir(parents=True, exist_ok=True)
     settings.artifacts_dir.mkdir(parents=True, exist_ok=True)
 
+    @asynccontextmanager
+    async def lifespan(app: FastAPI) -> AsyncIterator[None]:
+        try:
+            yield
+        finally:  # nothing of a request outlives the server in a folder the server made itself
+            if settings.owns_work_dir and settings.work_dir is not None:
+                shutil.rmtree(settings.work_dir, ignore_errors=True)
+
     app = FastAPI(
+        lifespan=lifespan,
         title="vidpop",
         version="0.1.0",
         description="Predict a new video's popularity (with 95% intervals), explain it (Grad-CAM frames, title "
         "words) and recommend videos to users.",
     )
     app.state.vidpop = state
+    app.add_middleware(JsonBodyLimit, max_bytes=int(settings.max_json_kb * 1024))
+    install_error_handlers(app)
 
     @app.exception_handler(VidpopError)
     async def _vidpop_error(request: Request, exc: VidpopError) -> JSONResponse:
         return JSONResponse({"detail": str(exc)}, status_code=_status_for(exc))
 
     async def _with_upload(request: Request, work: Callable[[ModelBundle, NewVideo, Path], dict[str, Any]]) -> Any:
+        settings.uploads_dir.mkdir(parents=True, exist_ok=True)
         folder = Path(tempfile.mkdtemp(prefix="req-", dir=settings.uploads_dir))
         try:
             form = await read_form(request, folder, settings.max_upload_bytes)
-            video = _new_video(form.fields, form.files)
+            video = await run_in_threadpool(_new_video, form.fields, form.files, settings.max_title_chars)
             return await run_in_threadpool(state.run, lambda bundle: work(bundle, video, folder))
         finally:
             shutil.rmtree(folder, ignore_errors=True)
@@ -229,14 +259,21 @@ def create_app(models_dir: str | Path, settings: ServeSettings | None = None) ->
     @app.get("/recommend/{user}", tags=["recommend"])
     def recommend_user(user: str, k: int | None = Query(None, ge=1, le=100)) -> Any:
         """Top-k videos for a user the recommender knows (from the user's watch history)."""
-        return state.run(lambda bundle: bundle.recommend(user=user, k=k or settings.k))
+        # a JSONResponse skips FastAPI's generic encoder (the answer is plain JSON types already)
+        return JSONResponse(state.run(lambda bundle: bundle.recommend(user=user, k=k or settings.k)))
 
     @app.post("/recommend", tags=["recommend"])
     def recommend(body: RecommendRequest) -> Any:
         """Top-k videos for a watch history (ids, oldest first) and/or text (cold start)."""
-        return state.run(
-            lambda bundle: bundle.recommend(
-                user=body.user, history=body.history, text=body.text, k=body.k or settings.k
+        if len(body.history) > settings.max_history:
+            raise HTTPException(
+                422, f"the history has {len(body.history)} ids; the limit is {settings.max_history} (send the latest)"
+            )
+        return JSONResponse(
+            state.run(
+                lambda bundle: bundle.recommend(
+                    user=body.user, history=body.history, text=body.text, k=body.k or settings.k
+                )
             )
         )
 
@@ -266,9 +303,13 @@ def create_app(models_dir: str | Path, settings: ServeSettings | None = None) ->
         scheme, _, given = (authorization or "").partition(" ")
         if scheme.lower() != "bearer" or not secrets.compare_digest(given.strip(), settings.token):
             raise HTTPException(401, "a valid bearer token is required", headers={"WWW-Authenticate": "Bearer"})
-        fresh = ModelBundle(state.models_dir)  # loaded outside the lock: requests keep the old bundle meanwhile
-        with state.lock:
-            state.bundle = fresh
+        try:  # requests keep the old bundle meanwhile, and after a refusal
+            fresh = ModelBundle(state.models_dir)
+        except Exception as exc:
+            why = str(exc) if isinstance(exc, VidpopError) else f"{type(exc).__name__}: {str(exc)[:200]}"
+            detail = f"the models on disk were not loaded ({why}); the old ones stay in service"
+            raise HTTPException(409, detail) from exc
+        state.bundle = fresh
         return {"status": "reloaded", "models": len(fresh.models)}
 
     @app.get("/", include_in_schema=False)

@@ -6,7 +6,7 @@ from __future__ import annotations
 
 import hashlib
 import math
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 
 import pandas as pd
@@ -16,6 +16,35 @@ from vidpop.errors import VidpopError
 
 VIDEO_SUFFIXES = frozenset({".mp4", ".mov", ".mkv", ".webm", ".avi", ".m4v", ".flv", ".ts"})
 IMAGE_SUFFIXES = frozenset({".jpg", ".jpeg", ".png", ".webp", ".bmp", ".gif"})
+#: a title longer than this is not a title (the text encoders read ~128 tokens anyway)
+MAX_TITLE_CHARS = 1000
+#: decoding a cover bigger than this many pixels is refused (PIL's own bomb guard is a warning at 89 MP)
+MAX_IMAGE_PIXELS = 40_000_000
+
+
+def check_image(path: Path) -> None:
+    """Decode the whole image; a file that is not one gets "cover.jpg is not an image"."""
+    from PIL import Image, UnidentifiedImageError
+
+    try:
+        with Image.open(path) as im:
+            if im.width * im.height > MAX_IMAGE_PIXELS:
+                raise VidpopError(f"{path.name} is too large an image ({im.width}x{im.height} pixels)")
+            im.load()  # a full decode: a truncated file fails here
+    except (UnidentifiedImageError, OSError, SyntaxError, ValueError, Image.DecompressionBombError) as exc:
+        why = "" if isinstance(exc, UnidentifiedImageError) else f" ({str(exc)[:100]})"
+        raise VidpopError(f"{path.name} is not an image{why}") from exc
+
+
+def check_video(path: Path) -> None:
+    """A video stream with at least one frame that decodes; else "clip.mp4 has no decodable video frames"."""
+    from vidpop.features.video import VideoDecodeError, check_decodable
+
+    try:
+        check_decodable(path)
+    except VideoDecodeError as exc:
+        msg = str(exc)  # the probe's own messages name the file, never its folder
+        raise VidpopError(msg if msg.startswith(path.name) else f"{path.name} has no decodable video frames") from exc
 
 
 @dataclass
@@ -26,16 +55,23 @@ class NewVideo:
     cover: Path | None = None
     title: str = ""
     author_followers: float | None = None
+    #: set by :meth:`check`, so the API's early check and the bundle's do not decode the files twice
+    checked: bool = field(default=False, init=False, repr=False, compare=False)
 
     def __post_init__(self) -> None:
         self.video = Path(self.video) if self.video else None
         self.cover = Path(self.cover) if self.cover else None
         self.title = (self.title or "").strip()
 
-    def check(self) -> NewVideo:
-        """Raise a one-line :class:`VidpopError` for input no model can use."""
+    def check(self, max_title_chars: int = MAX_TITLE_CHARS) -> NewVideo:
+        """Raise a one-line :class:`VidpopError` for input no model can use; the files are decoded here
+        (the image whole, the clip up to its first frame), before any model sees them."""
+        if self.checked:
+            return self
         if self.video is None and self.cover is None and not self.title:
             raise VidpopError("give a video, a cover or a title")
+        if len(self.title) > max_title_chars:
+            raise VidpopError(f"the title has {len(self.title)} characters; the limit is {max_title_chars}")
         for what, path, allowed in (("video", self.video, VIDEO_SUFFIXES), ("cover", self.cover, IMAGE_SUFFIXES)):
             if path is None:
                 continue
@@ -45,10 +81,15 @@ class NewVideo:
                 raise VidpopError(f"{what} file is empty: {path.name}")
             if path.suffix.lower() not in allowed:
                 raise VidpopError(f"{what} must be one of {', '.join(sorted(allowed))}; got '{path.suffix}'")
+        if self.cover is not None:
+            check_image(self.cover)
+        if self.video is not None:
+            check_video(self.video)
         if self.author_followers is not None:
             f = float(self.author_followers)
             if not math.isfinite(f) or f < 0:
                 raise VidpopError(f"author followers must be a non-negative number, got {self.author_followers}")
+        self.checked = True
         return self
 
     @property

@@ -13,18 +13,21 @@ Each answer is a JSON-ready dict and says which model gave each part, and what c
 from __future__ import annotations
 
 import json
+import threading
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
 import numpy as np
-import pandas as pd
 
 from vidpop.data.schema import VideoDataset
-from vidpop.errors import MissingModelError, UnknownItemError, VidpopError
+from vidpop.errors import MissingModelError, VidpopError
 from vidpop.serve.inputs import NewVideo
+from vidpop.serve.recommending import ServedRecommender
 
 CLASS_NAMES: tuple[str, ...] = ("very low", "low", "medium", "high", "very high")
+#: a query's history is echoed back with at most this many ids (its length is always given)
+ECHO_IDS = 20
 
 
 @dataclass
@@ -36,6 +39,11 @@ class LoadedModel:
     model: Any
     recipe: dict[str, Any] = field(default_factory=dict)
     trained_on: list[str] = field(default_factory=list)
+    #: a recommender's tables and index, read once at load
+    served: ServedRecommender | None = None
+    #: held around calls that change per-call state in the model (feature-store path, Grad-CAM hooks);
+    #: read-only inference (recommend, the PoE and attention predictions) runs without it
+    lock: threading.Lock = field(default_factory=threading.Lock, repr=False)
 
     @property
     def kind(self) -> str:
@@ -76,7 +84,13 @@ def load_one(path: Path) -> LoadedModel:
     info = _read_json(path / "training_data.json")
     trained_on = recipe.get("trained_on") or info.get("trained_on") or info.get("dataset") or []
     trained_on = [trained_on] if isinstance(trained_on, str) else list(trained_on)
-    return LoadedModel(path.name, path, load_model(path), recipe, [str(t) for t in trained_on])
+    from vidpop.models.recommender import Recommender
+
+    lm = LoadedModel(path.name, path, load_model(path), recipe, [str(t) for t in trained_on])
+    if isinstance(lm.model, Recommender):
+        lm.served = ServedRecommender(lm.name, path, lm.model)
+        lm.served.warm()
+    return lm
 
 
 class ModelBundle:
@@ -182,11 +196,12 @@ class ModelBundle:
 
     def _predict_class(self, lm: LoadedModel, ds: Any, work: Path, out: dict[str, Any]) -> None:
         model = lm.model
-        if hasattr(model.config, "feature_store"):
-            model.config.feature_store = str(work / "features")
         if hasattr(model.config, "progress"):
             model.config.progress = False
-        proba = np.asarray(model.predict_proba(ds))[0]
+        with lm.lock:  # the store path is per call but lives in the shared config
+            if hasattr(model.config, "feature_store"):
+                model.config.feature_store = str(work / "features")
+            proba = np.asarray(model.predict_proba(ds))[0]
         k = int(proba.argmax())
         names = CLASS_NAMES if len(proba) == len(CLASS_NAMES) else tuple(str(i) for i in range(len(proba)))
         out["popularity_class"] = {
@@ -212,7 +227,8 @@ class ModelBundle:
         if source is None:
             raise VidpopError("explain needs a video or a cover image")
         note = ("model trained on: " + " + ".join(lm.trained_on)) if lm.trained_on else ""
-        data = explain_video(lm.model, source, video.title, out_dir, note=note)
+        with lm.lock:  # Grad-CAM hooks the shared network
+            data = explain_video(lm.model, source, video.title, out_dir, note=note)
         data["model_dir"] = lm.name
         return data
 
@@ -234,13 +250,12 @@ class ModelBundle:
         # a watch history goes to a sequence/collaborative model; text alone to a text (cold-start) model
         by_history = [m for m in recs if not getattr(m.model, "uses_text", False)]
         lm = (by_history or recs)[0]
-        items = pd.read_parquet(lm.path / "items.parquet")
+        served = lm.served
+        assert served is not None
+        hist: np.ndarray | None = None
         if user is not None:
-            users = pd.read_parquet(lm.path / "users.parquet")
-            row = users[users["user_id"].astype(str) == str(user)]
-            if row.empty:
-                raise UnknownItemError(f"unknown user '{user}' (the model knows {len(users)} users)")
-            ids = list(row["history"].iloc[0])
+            hist = served.history_of(user)
+            ids = served.video_ids[hist].tolist()
         if not ids and not text:
             raise VidpopError("give a user id, a history of video ids, or some text")
         if not ids:  # cold start: a model that reads text
@@ -248,37 +263,43 @@ class ModelBundle:
             if not texty:
                 raise MissingModelError("no model in the bundle serves text-only (cold-start) users")
             lm = texty[0]
-            items = pd.read_parquet(lm.path / "items.parquet")
-        index = pd.Index(items["video_id"].astype(str))
-        codes = index.get_indexer(ids) if ids else np.zeros(0, np.int64)
-        unknown = [i for i, c in zip(ids, codes, strict=True) if c < 0]
-        if unknown:
-            notes.append(f"ignored {len(unknown)} id(s) outside the model's vocabulary: {', '.join(unknown[:5])}")
-        hist = np.asarray(codes[codes >= 0], np.int64)
+            served = lm.served
+            assert served is not None
+            hist = None  # indices of another model's vocabulary
+        if hist is None:
+            codes = np.fromiter((served.codes.get(i, -1) for i in ids), np.int64, len(ids))
+            unknown = [i for i, c in zip(ids, codes, strict=True) if c < 0]
+            if unknown:
+                shown = ", ".join(u[:40] for u in unknown[:5])
+                notes.append(f"ignored {len(unknown)} id(s) outside the model's vocabulary: {shown}")
+            hist = np.asarray(codes[codes >= 0], np.int64)
         if ids and not len(hist) and not text:
             raise VidpopError("none of the given video ids is known to the model")
         if getattr(lm.model, "uses_text", False):
-            query = UserQuery(history=np.zeros(0, np.int64), text=text or " . ".join(items["text"].iloc[hist]))
+            texts = served.texts if served.texts is not None else served.titles
+            fallback = " . ".join(texts[hist]) if texts is not None else ""
+            query = UserQuery(history=np.zeros(0, np.int64), text=text or fallback)
         else:
             query = UserQuery(history=hist, times=np.arange(len(hist), dtype="float64"), text=text)
-        scores = np.asarray(lm.model.score([query]), dtype="float64")[0]
-        # the model's own top-k (greedy generation for the interest RNN); never re-recommend what the user
-        # watched, also from text models, which do not see the history
-        seen = set(hist.tolist())
-        top = [j for j in lm.model.recommend([query], k=k + len(seen), exclude_seen=True)[0] if j not in seen][:k]
-        has_cover = items["cover_path"].notna() if "cover_path" in items else pd.Series(False, index=items.index)
+        # text models do not see the history, but still never re-recommend what the user watched
+        top, scores = served.top(query, k, exclude=hist)
         return {
             "model": lm.name,
-            "query": {"user": user, "history": ids, "text": text},
+            "query": {
+                "user": user,
+                "history": ids[-ECHO_IDS:],  # bounded echo: the most recent ids
+                "history_length": len(ids),
+                "text": text[:200] if text else text,
+            },
             "items": [
                 {
                     "rank": r,
-                    "video_id": str(items["video_id"].iloc[j]),
-                    "title": str(items["title"].iloc[j]),
-                    "score": float(scores[j]),
-                    "has_cover": bool(has_cover.iloc[j]),
+                    "video_id": str(served.video_ids[j]),
+                    "title": str(served.titles[j]) if served.titles is not None else "",
+                    "score": float(sc),
+                    "has_cover": str(served.video_ids[j]) in served.covers,
                 }
-                for r, j in enumerate(top, 1)
+                for r, (j, sc) in enumerate(zip(top, scores, strict=True), 1)
             ],
             "notes": notes,
         }
@@ -286,10 +307,9 @@ class ModelBundle:
     def cover_path(self, video_id: str) -> Path | None:
         """The cover file of a recommendable video, when the data has one."""
         for lm in self._with_role("recommend"):
-            items = pd.read_parquet(lm.path / "items.parquet", columns=["video_id", "cover_path"])
-            hit = items.loc[items["video_id"].astype(str) == str(video_id), "cover_path"]
-            if len(hit) and isinstance(hit.iloc[0], str) and Path(hit.iloc[0]).is_file():
-                return Path(hit.iloc[0])
+            hit = lm.served.covers.get(str(video_id)) if lm.served is not None else None
+            if hit and Path(hit).is_file():
+                return Path(hit)
         return None
 
 
@@ -333,5 +353,6 @@ def _p_popular(model: Any, ds: Any, work: Path) -> float:
                 frames, mask = c[:, None, :], np.ones((1, 1), bool)
         if frames is None:
             frames, mask = np.zeros((1, 1, 1280), np.float32), np.zeros((1, 1), bool)
-    titles = [str(ds.videos["title"].iloc[0] or "")] if cfg.uses_headline else None
+    title = ds.videos["title"].iloc[0]  # pd.NA for a cover-only video (`NA or ""` raised TypeError: a 500)
+    titles = [title if isinstance(title, str) else ""] if cfg.uses_headline else None
     return float(model.predict_proba(AttentionInputs(titles=titles, frames=frames, frame_mask=mask))[0, 1])

@@ -24,18 +24,28 @@ datetimes, default UTC), ``time_unit`` (``s`` or ``ms`` for numeric epoch times,
 
 Paths: relative ``cover_path`` / ``video_path`` values are resolved against the folder of the file that
 holds them; values that are URLs move to ``cover_url`` / ``video_url``; paths of files that do not
-exist become missing (and are counted in ``meta["notes"]``), never a placeholder.
+exist become missing (and are counted in ``meta["notes"]``), never a placeholder. A path that resolves
+outside that folder (``../../etc/passwd``, an absolute path elsewhere) is left missing too, unless
+``allow_external_media`` is set (``--allow-external-media``).
+
+Validation: counts (views, likes, ..., followers) must be finite numbers >= 0; any other value ("abc",
+"1e400", -5) is kept as missing and counted in a note, or, with ``strict`` (``--strict``), the import
+is refused. A file that is not UTF-8 text, a binary file or an empty file is refused with one line.
 """
 
 from __future__ import annotations
 
+import re
+from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
+import numpy as np
 import pandas as pd
 
 from vidpop.data.adapters.base import Adapter, register_adapter
-from vidpop.data.schema import TABLES, VideoDataset
+from vidpop.data.schema import AUTHOR_COLUMNS, ENGAGEMENT_COLUMNS, TABLES, VideoDataset
 from vidpop.errors import DataNotFoundError, SchemaError, VidpopError
 
 EXTENSIONS = (".csv", ".tsv", ".parquet", ".jsonl")
@@ -49,9 +59,101 @@ ALIASES = {
     "time": "timestamp",
 }
 #: Options that are settings, not column mappings.
-SETTINGS = ("name", "sep", "tags_sep", "timezone", "time_unit")
+SETTINGS = ("name", "sep", "tags_sep", "timezone", "time_unit", "strict", "allow_external_media")
 #: Columns holding ids: read as strings so that "007" stays "007".
 ID_COLUMNS = ("video_id", "author_id", "user_id")
+#: Count columns per table: finite and >= 0, else missing (or refused under ``strict``).
+COUNT_COLUMNS = {
+    "videos": (*ENGAGEMENT_COLUMNS, "duration"),
+    "authors": tuple(c for c, kind in AUTHOR_COLUMNS.items() if kind == "float"),
+}
+
+
+def flag(options: dict[str, Any], key: str) -> bool:
+    """A boolean option given as ``key=1`` / ``true`` / ``yes`` (or a real bool from the Python API)."""
+    v = options.get(key, False)
+    return v if isinstance(v, bool) else str(v).strip().lower() in ("1", "true", "yes", "on")
+
+
+def check_text_file(path: Path) -> None:
+    """Refuse, with one line, a text table that is empty or binary (a NUL byte in its first 8 KB)."""
+    with open(path, "rb") as fh:
+        head = fh.read(8192)
+    if not head.strip():
+        raise VidpopError(f"generic: {path.name} is empty; it needs a header row and at least one row")
+    if b"\0" in head:
+        raise VidpopError(f"generic: {path.name} looks like a binary file, not a {path.suffix.lstrip('.')} table")
+
+
+@contextmanager
+def reading(path: Path) -> Iterator[None]:
+    """Turn the readers' exceptions about a broken file into one line that says what to do."""
+    try:
+        yield
+    except UnicodeDecodeError as exc:
+        raise VidpopError(
+            f"generic: {path.name} is not UTF-8 text (byte 0x{exc.object[exc.start]:02x} at offset {exc.start}); "
+            "re-save it as UTF-8"
+        ) from None
+    except pd.errors.EmptyDataError:
+        raise VidpopError(f"generic: {path.name} is empty; it needs a header row and at least one row") from None
+    except (pd.errors.ParserError, ValueError, OSError) as exc:
+        what = " ".join(str(exc).split())[:160]
+        raise VidpopError(f"generic: cannot read {path.name} as {path.suffix.lstrip('.')}: {what}") from None
+    except Exception as exc:  # pyarrow's ArrowInvalid for a damaged Parquet file, among others
+        if isinstance(exc, VidpopError):
+            raise
+        raise VidpopError(f"generic: {path.name} is damaged or not a {path.suffix.lstrip('.')} file "
+                          f"({type(exc).__name__})") from None  # fmt: skip
+
+
+_COUNTED = re.compile(r"^(?P<head>[\w.]+: )(?P<n>\d+) (?P<rest>.*)$")
+_EXAMPLES = re.compile(r" \(e\.g\. .*?\)(?=:|$)")
+
+
+def combine_notes(notes: list[str]) -> list[str]:
+    """Notes of several chunks as one per kind: "views: 2 value(s) ..." + "views: 1 value(s) ..." -> 3
+    (with the first chunk's examples)."""
+    out: list[str] = []
+    where: dict[tuple[str, str], int] = {}
+    total: dict[int, tuple[int, str, str]] = {}
+    for note in notes:
+        m = _COUNTED.match(note)
+        if not m:
+            out.append(note)
+            continue
+        key = (m["head"], _EXAMPLES.sub("", m["rest"]))
+        if key not in where:
+            where[key] = len(out)
+            total[len(out)] = (0, m["head"], m["rest"])
+            out.append(note)
+        n, head, rest = total[where[key]]
+        total[where[key]] = (n + int(m["n"]), head, rest)
+    for i, (n, head, rest) in total.items():
+        out[i] = f"{head}{n} {rest}"
+    return out
+
+
+def check_counts(table: str, df: pd.DataFrame, strict: bool) -> list[str]:
+    """Counts as finite floats >= 0 in place; other values become missing and are counted in a note, or
+    refused under ``strict``."""
+    notes: list[str] = []
+    for col in COUNT_COLUMNS.get(table, ()):
+        if col not in df:
+            continue
+        raw = df[col]
+        with np.errstate(over="ignore", invalid="ignore"):
+            num = pd.to_numeric(raw, errors="coerce").astype("float64")
+            bad = (raw.notna() & ~np.isfinite(num)) | (num < 0)
+        n = int(bad.sum())
+        if n:
+            examples = ", ".join(repr(str(v))[:24] for v in raw[bad].head(3))
+            msg = f"{table}.{col}: {n} value(s) are not finite counts >= 0 (e.g. {examples})"
+            if strict:
+                raise SchemaError(f"generic: {msg}; fix them or import without --strict (they become missing)")
+            notes.append(msg + ": kept as missing")
+        df[col] = num.where(~bad)
+    return notes
 
 
 def parse_mapping(options: dict[str, Any]) -> dict[str, dict[str, str]]:
@@ -71,15 +173,18 @@ def parse_mapping(options: dict[str, Any]) -> dict[str, dict[str, str]]:
 def read_table(path: Path, sep: str | None = None, str_columns: tuple[str, ...] = ()) -> pd.DataFrame:
     """Read one table file by extension; ``str_columns`` (if present) are read as text."""
     suffix = path.suffix.lower()
-    if suffix == ".parquet":
-        df = pd.read_parquet(path)
-    elif suffix == ".jsonl":
-        df = pd.read_json(path, lines=True, dtype=dict.fromkeys(str_columns, str))
-    elif suffix in (".csv", ".tsv"):
-        delim = sep or ("\t" if suffix == ".tsv" else ",")
-        df = pd.read_csv(path, sep=delim, dtype=dict.fromkeys(str_columns, str))
-    else:
+    if suffix not in EXTENSIONS:
         raise VidpopError(f"generic: cannot read {path.name}; use one of {', '.join(EXTENSIONS)}")
+    if suffix != ".parquet":
+        check_text_file(path)
+    with reading(path):
+        if suffix == ".parquet":
+            df = pd.read_parquet(path)
+        elif suffix == ".jsonl":
+            df = pd.read_json(path, lines=True, dtype=dict.fromkeys(str_columns, str))
+        else:
+            delim = sep or ("\t" if suffix == ".tsv" else ",")
+            df = pd.read_csv(path, sep=delim, dtype=dict.fromkeys(str_columns, str), encoding="utf-8")
     for c in str_columns:
         if c in df:
             df[c] = df[c].astype("string")
@@ -120,29 +225,34 @@ def parse_times(s: pd.Series, timezone: str = "UTC", unit: str = "s") -> pd.Seri
     return t.dt.tz_localize(timezone, ambiguous="NaT", nonexistent="NaT").dt.tz_convert("UTC")
 
 
-def _resolve_media(df: pd.DataFrame, col: str, url_col: str, base: Path) -> int:
-    """Resolve relative paths in ``df[col]`` against ``base``; return how many files are missing."""
+def _resolve_media(df: pd.DataFrame, col: str, url_col: str, base: Path, external: bool = False) -> tuple[int, int]:
+    """Resolve relative paths in ``df[col]`` against ``base``; return how many files are missing and how many
+    lie outside ``base`` (both left missing; outside ones are kept when ``external``)."""
     if col not in df:
-        return 0
+        return 0, 0
+    root = base.resolve()
     vals = df[col].astype("string")
     is_url = vals.str.match(r"^[a-zA-Z][a-zA-Z0-9+.-]*://").fillna(False).astype(bool)
     if is_url.any():
         df[url_col] = vals.where(is_url)
     resolved: list[str | None] = []
-    n_missing = 0
+    n_missing = n_outside = 0
     for v, url in zip(vals, is_url, strict=True):
         if url or v is pd.NA or not str(v).strip():
             resolved.append(None)
             continue
-        p = Path(str(v).strip()).expanduser()
-        p = p if p.is_absolute() else base / p
-        if p.exists():
-            resolved.append(str(p.resolve()))
+        p = Path(str(v).strip())
+        p = (p if p.is_absolute() else base / p).resolve()  # symlinks and ".." resolved before the check
+        if not external and not p.is_relative_to(root):
+            resolved.append(None)
+            n_outside += 1
+        elif p.is_file():
+            resolved.append(str(p))
         else:
             resolved.append(None)
             n_missing += 1
     df[col] = resolved
-    return n_missing
+    return n_missing, n_outside
 
 
 @register_adapter
@@ -213,7 +323,7 @@ class GenericAdapter(Adapter):
 
     def _prepare(self, table: str, df: pd.DataFrame, base: Path, tz: str, unit: str) -> list[str]:
         """Parse times, resolve media paths and normalise tags in place; return notes."""
-        notes: list[str] = []
+        notes: list[str] = check_counts(table, df, flag(self.options, "strict"))
         for col in ("published_at", "timestamp"):
             if col in df:
                 raw = df[col]
@@ -222,10 +332,17 @@ class GenericAdapter(Adapter):
                 if bad:
                     notes.append(f"{table}.{col}: {bad} value(s) could not be parsed as dates (left missing)")
         if table == "videos":
+            external = flag(self.options, "allow_external_media")
             for col, url_col in (("cover_path", "cover_url"), ("video_path", "video_url")):
-                n = _resolve_media(df, col, url_col, base)
+                n, outside = _resolve_media(df, col, url_col, base, external)
                 if n:
                     notes.append(f"{col}: {n} file(s) not found under {base} (left missing)")
+                if outside and flag(self.options, "strict"):
+                    raise SchemaError(f"generic: {col}: {outside} path(s) lie outside {base}; move the files "
+                                      "into the data folder or pass --allow-external-media")  # fmt: skip
+                if outside:
+                    notes.append(f"{col}: {outside} path(s) outside {base} (left missing; "
+                                 "--allow-external-media keeps them)")  # fmt: skip
             sep = self.options.get("tags_sep")
             if sep and "tags" in df:
                 df["tags"] = (
