@@ -122,6 +122,8 @@ def explain(
     if data["frames"]:
         top = data["frames"][data["top_frame"]]
         typer.echo(f"top frame #{top['index']} at {top['timestamp']:.2f}s (α = {top['alpha']:.3f})")
+        if (data.get("frame_attention") or {}).get("note"):
+            typer.echo(data["frame_attention"]["note"])
     if data["words"]:
         best = sorted(data["words"], key=lambda w: -w["beta"])[:5]
         typer.echo("top words: " + ", ".join(f"{w['word']} ({w['beta']:.2f})" for w in best))
