@@ -8,12 +8,10 @@ from pathlib import Path
 import typer
 
 from vidpop.errors import NoLabelledDataError, VidpopError
+from vidpop.explain import COVER_DATA, HEADLINE_DATA
 
 NAME = "attention"
 app = typer.Typer(no_args_is_help=True)
-
-HEADLINE_DATA = "youtube_views_subscribers_2025"
-COVER_DATA = "spotify_fresh_finds_covers_2022"
 
 
 def _load(name_or_dir: str):

@@ -46,8 +46,9 @@ class PaperClaim:
     claim: str  # what the paper claims, in its terms
     #: the paper's headline figure(s), for the report's scoreboard
     headline: str = ""
-    #: the metric of vidpop's tables that the scoreboard quotes
+    #: the metric of vidpop's tables that the scoreboard quotes, and the rows (the method's own, best first)
     key_metric: str = ""
+    key_rows: list[str] = field(default_factory=list)
     #: "<table key>|<model>|<group>" (any part may be "*") -> the paper's own figure for that row
     reported: dict[str, str] = field(default_factory=dict)
     #: rows -> checks; rows are the measured rows of the table(s) the method produced
@@ -232,6 +233,7 @@ CLAIMS: dict[str, PaperClaim] = {
         "release (TV series on Youku, trained before and tested from 1 Jan 2017)",
         headline="R² 0.80 / 0.83 / 0.87 (DNN / +MTL / +RN+MTL) at 7 days; 0.74 / 0.79 / 0.85 at 360 days (Table 1)",
         key_metric="r2",
+        key_rows=["DNN+RN+MTL"],
         reported={
             f"*|{m}|{h} d": f"{v:.2f} (Table 1)"
             for h, vals in {7: (0.80, 0.83, 0.87), 180: (0.75, 0.80, 0.85), 360: (0.74, 0.79, 0.85)}.items()
@@ -250,6 +252,7 @@ CLAIMS: dict[str, PaperClaim] = {
         headline="ordinal accuracy up to 62% (0.6242 at ViT weight 0.75; ViT alone 0.6031, BERT alone 0.4659; "
         "Table 1). Its Table 1 also shows 0.6282 at weight 0.3",
         key_metric="ordinal_accuracy",
+        key_rows=["w=0.75", "title only: e5 (multilingual)", "title only: MiniLM"],
         reported=_fusion_reported(),
         checker=_fusion,
     ),
@@ -264,6 +267,7 @@ CLAIMS: dict[str, PaperClaim] = {
         headline="no metric values stated: ranked first in the first three weeks of the challenge's test phase "
         "and second in the final week",
         key_metric="coverage95",
+        key_rows=["variational_poe"],
         reported={"*|variational_poe|*": "no figure (only a ranking: 1st for three weeks, 2nd in the final week)"},
         checker=_poe,
     ),
@@ -277,6 +281,7 @@ CLAIMS: dict[str, PaperClaim] = {
         headline="accuracy 68.87% frames + attention, 68.70% headline + attention, 72.72% multimodal + attention "
         "(Table 1)",
         key_metric="accuracy",
+        key_rows=["multimodal + attention", "frames, attention", "headline biLSTM + attention"],
         reported={
             "*|frames, mean pooling|*": "68.17%, Spearman 0.524 (Table 1)",
             "*|frames, attention|*": "68.87%, Spearman 0.526 (Table 1)",
@@ -298,6 +303,7 @@ CLAIMS: dict[str, PaperClaim] = {
         headline="Top-5 F-score 0.0340 (long), 0.0298 (short), 0.0219 (cold start); best baseline FPMC 0.0269 / "
         "0.0170, SCA 0.0147 (Tables 1, 2)",
         key_metric="F@5",
+        key_rows=["Interest RNN (paper)"],
         reported=_rec_reported(),
         checker=_rec,
     ),
