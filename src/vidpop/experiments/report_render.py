@@ -7,6 +7,7 @@ the look of the report can change without touching how any number is measured.
 
 from __future__ import annotations
 
+import ast
 import base64
 import html
 import re
@@ -23,11 +24,27 @@ SPEED_METHOD = "speed"
 _INTERNAL_REF = re.compile(r"\s*\(issues? [0-9][^)]*\)")
 
 
+_DICT_REPR = re.compile(r"\{'[^{}]*\}")
+
+
+def _dict_words(d: dict[Any, Any]) -> str:
+    return ", ".join(f"{k} {v}" for k, v in d.items())
+
+
+def _unrepr(match: re.Match[str]) -> str:
+    try:
+        value = ast.literal_eval(match.group(0))
+    except (ValueError, SyntaxError):
+        return match.group(0)
+    return f"({_dict_words(value)})" if isinstance(value, dict) else match.group(0)
+
+
 def plain(text: object) -> str:
-    """Report text without internal references; a dict is written as "key value, ..." rather than its repr."""
+    """Report text without internal references; a dict (or a dict's repr inside a note that a method wrote)
+    reads "key value, ..." rather than Python syntax."""
     if isinstance(text, dict):
-        text = ", ".join(f"{k} {v}" for k, v in text.items())
-    return _INTERNAL_REF.sub("", str(text))
+        text = _dict_words(text)
+    return _DICT_REPR.sub(_unrepr, _INTERNAL_REF.sub("", str(text)))
 
 
 def _legend_outside(ax: object, n: int) -> None:
