@@ -176,7 +176,7 @@ def test_spotify_slice_trains_saves_and_reloads(spotify_slice: exp.Parts, tmp_pa
     epochs = model.history_["epochs"]
     assert len(epochs) == 2
     for key in ("train_accuracy", "train_ordinal_accuracy", "val_accuracy", "val_ordinal_accuracy"):
-        assert all(0.0 <= e[key] <= 1.0 for e in epochs)
+        assert all(key in e for e in epochs), key  # logged every epoch (learning: the known-answer test below)
     assert model.coverage_["covers_present"] == 1.0
     proba = model.predict_proba(parts.test)
     assert proba.shape == (len(parts.test.videos), 5)
@@ -193,6 +193,29 @@ def test_spotify_slice_trains_saves_and_reloads(spotify_slice: exp.Parts, tmp_pa
     broken = VideoDataset(parts.test.name + "_broken", videos)
     arrays = model.inputs(broken)
     assert arrays["img_mask"][:2].tolist() == [0.0, 0.0] and arrays["img_mask"][2:].all()
+
+
+@needs_spotify
+def test_fusion_finds_the_known_answer_on_real_covers(spotify_slice: exp.Parts) -> None:
+    """Real Spotify cover + title features, SYNTHETIC labels with a known answer: the class is which side of
+    the median the cover's first principal component (over the slice) falls on. The trained model must
+    recover it on the held-out tracks: above the majority-class guess overall, and on the tracks clearly on
+    one side (measured: 11 of 15 overall, 9 of the 10 clear ones)."""
+    parts = spotify_slice
+    cfg = _fast(CoverTitleFusionConfig(text_encoder="minilm", n_classes=2, dropout=0.1), epochs=60)
+    cfg.train.lr, cfg.train.patience = 1e-2, 60  # ~30 training tracks: a few hundred steps, no early stop
+    probe = CoverTitleFusion(cfg)
+    feats = {p: probe.inputs(getattr(parts, p))["img"] for p in ("train", "val", "test")}
+    every = np.concatenate(list(feats.values()))
+    mean = every.mean(axis=0)
+    pc1 = np.linalg.svd(every - mean, full_matrices=False)[2][0]
+    proj = {p: (f - mean) @ pc1 - np.median((every - mean) @ pc1) for p, f in feats.items()}
+    y = {p: (v > 0).astype(np.int64) for p, v in proj.items()}
+    model = CoverTitleFusion(cfg).fit(parts.train, y["train"], val=parts.val, y_val=y["val"])
+    right = model.predict(parts.test) == y["test"]
+    majority = max(y["test"].mean(), 1 - y["test"].mean())
+    clear = np.abs(proj["test"]) > np.median(np.abs(proj["train"]))
+    assert right.mean() > majority and clear.sum() >= 5 and right[clear].mean() >= 0.8, (right, clear, majority)
 
 
 @needs_spotify

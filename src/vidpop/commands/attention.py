@@ -8,12 +8,10 @@ from pathlib import Path
 import typer
 
 from vidpop.errors import NoLabelledDataError, VidpopError
+from vidpop.explain import COVER_DATA, HEADLINE_DATA
 
 NAME = "attention"
 app = typer.Typer(no_args_is_help=True)
-
-HEADLINE_DATA = "youtube_views_subscribers_2025"
-COVER_DATA = "spotify_fresh_finds_covers_2022"
 
 
 def _load(name_or_dir: str):
@@ -122,6 +120,8 @@ def explain(
     if data["frames"]:
         top = data["frames"][data["top_frame"]]
         typer.echo(f"top frame #{top['index']} at {top['timestamp']:.2f}s (α = {top['alpha']:.3f})")
+        if (data.get("frame_attention") or {}).get("note"):
+            typer.echo(data["frame_attention"]["note"])
     if data["words"]:
         best = sorted(data["words"], key=lambda w: -w["beta"])[:5]
         typer.echo("top words: " + ", ".join(f"{w['word']} ({w['beta']:.2f})" for w in best))

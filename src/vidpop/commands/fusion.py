@@ -51,31 +51,35 @@ def _fmt(v: Any) -> str:
     return f"{v:.3f}" if isinstance(v, float) else str(v)
 
 
+def _label_line(label: dict[str, Any]) -> str:
+    props = label.get("train_proportions")
+    share = f"; class shares on train {', '.join(f'{p:.0%}' for p in props)}" if props else ""
+    weights = ", ".join(f"{k} {v:.2f}" for k, v in (label.get("weights_used") or {}).items())
+    return f"{label.get('recipe')}; weights used: {weights}{share}"
+
+
 def _print_table(result: dict[str, Any], title: str) -> None:
     typer.echo(f"## {title} — {result['dataset']}")
     if result.get("caveat"):
         typer.echo(f"({result['caveat']})")
-    label = result.get("info", {}).get("label", {})
-    if label:
-        typer.echo(
-            f"label: {label.get('recipe')}; weights used {label.get('weights_used')}; "
-            "5 quantile classes fitted on train"
-        )
-    typer.echo(
-        f"test metrics, mean ± sd over {result['seeds']} split seed(s); {result.get('info', {}).get('split', '')}"
-    )
-    typer.echo("| row | accuracy | ordinal accuracy | n test | covers present |")
-    typer.echo("|---|---|---|---|---|")
+    info = result.get("info", {})
+    labels = info.get("labels") or ({"quantile": info["label"]} if info.get("label") else {})
+    for recipe, label in labels.items():
+        typer.echo(f"labels '{recipe}': {_label_line(label)}")
+    typer.echo(f"test metrics, mean ± sd over {result['seeds']} split seed(s); {info.get('split', '')}")
+    typer.echo("| labels | row | accuracy | ordinal accuracy | n test | covers present |")
+    typer.echo("|---|---|---|---|---|---|")
     for r in result["rows"]:
+        lab = r.get("labels", "quantile")
         if "note" in r:
-            typer.echo(f"| {r['row']} | {r['note']} | | | |")
+            typer.echo(f"| {lab} | {r['row']} | {r['note']} | | | |")
             continue
         acc = f"{r['accuracy']:.3f}" + (f" ± {r['accuracy_sd']:.3f}" if "accuracy_sd" in r else "")
         oacc = f"{r['ordinal_accuracy']:.3f}" + (
             f" ± {r['ordinal_accuracy_sd']:.3f}" if "ordinal_accuracy_sd" in r else ""
         )
         cov = f"{r['covers_present']:.1%}" if "covers_present" in r else ""
-        typer.echo(f"| {r['row']} | {acc} | {oacc} | {r.get('n_test', '')} | {cov} |")
+        typer.echo(f"| {lab} | {r['row']} | {acc} | {oacc} | {r.get('n_test', '')} | {cov} |")
 
 
 def _save_json(result: dict[str, Any], out: Path | None) -> None:
@@ -270,7 +274,7 @@ def sweep(
     """Fusion-weight sweep (w = 0 title alone ... w = 1 cover alone) on Spotify covers + titles."""
     ws = tuple(float(w) for w in weights.split(","))
     res = exp.weight_sweep(ws, seeds, limit, log=typer.echo)
-    _print_table(res, "fusion-weight sweep (EfficientNet-Lite0 + MiniLM, frozen)")
+    _print_table(res, "fusion-weight sweep (EfficientNet-Lite0 + text encoder by language, frozen)")
     _save_json(res, out)
 
 
@@ -292,10 +296,19 @@ def titles(
     dataset: str = typer.Option(exp.BILIBILI, help="bilibili_popular_videos_2021 or microlens"),
     seeds: int = typer.Option(3),
     limit: int = typer.Option(None),
+    labels: str = typer.Option(
+        "quantile,paper", help="label recipes: quantile (equal classes), paper (its thresholds)"
+    ),
     out: Path = typer.Option(None),
 ) -> None:
-    """Title-only results (paper label recipe) on a dataset without covers, or with only a few."""
-    res = exp.title_only_table(dataset, seeds, limit, log=typer.echo)
+    """Title-only results on a dataset without covers, or with only a few: the encoder the titles'
+    language calls for (e5 for Chinese) beside MiniLM and GloVe-GRU, under each label recipe."""
+    from vidpop.data.labels import LABEL_RECIPES
+
+    recipes = tuple(r.strip() for r in labels.split(",") if r.strip())
+    if not recipes or any(r not in LABEL_RECIPES for r in recipes):
+        raise VidpopError(f"--labels takes a comma-separated list of {', '.join(LABEL_RECIPES)}")
+    res = exp.title_only_table(dataset, seeds, limit, log=typer.echo, recipes=recipes)
     _print_table(res, "title branch")
     for n in res["notes"]:
         typer.echo(f"- {n}")

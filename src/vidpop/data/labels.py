@@ -1,5 +1,10 @@
 """Popularity labels: log targets, a weighted engagement score cut into ordinal classes, and a
-median popular/unpopular split. Every threshold is fitted on the training part only."""
+median popular/unpopular split. Every fitted statistic comes from the training part only.
+
+Two class recipes for the engagement score: quantile classes (equal-sized on train; vidpop's default,
+since fixed thresholds belong to the data they were set on) and the cover + title paper's own recipe
+(:func:`paper_scorer`): each raw count normalised as (x − μ) / (max − min), weighted, and cut at the
+paper's fixed thresholds 0.00025 / 0.0015 / 0.005 / 0.02, so its class proportions follow the data."""
 
 from __future__ import annotations
 
@@ -18,6 +23,12 @@ PAPER_ENGAGEMENT_WEIGHTS: dict[str, float] = {
     "favorites": 0.05,
     "shares": 0.0,
 }
+#: The same paper's fixed class thresholds on its score (Sec. 2.1.3): 5 classes.
+PAPER_CUT_POINTS: tuple[float, ...] = (0.00025, 0.0015, 0.005, 0.02)
+#: ``EngagementScorer.normalisation`` values: log1p then min-max to [0, 1] (vidpop), or the paper's
+#: (x − μ) / (max − min) on the raw counts (can be negative; not clipped)
+NORMALISATIONS = ("log_minmax", "mean_range")
+LABEL_RECIPES = ("quantile", "paper")
 
 
 def log_targets(videos: pd.DataFrame, columns: list[str]) -> np.ndarray:
@@ -36,24 +47,27 @@ class EngagementScorer:
     """Weighted sum of per-count normalised log engagement, cut into ordinal classes.
 
     ``weights`` are renormalised over the counts the data actually has (``used_weights_``
-    tells which). Normalisation ("minmax" on log1p counts) and class cut points are fitted on
-    the training rows. ``cut_points=None`` gives quantile classes (equal-sized on train), since a
-    paper's fixed thresholds belong to its own data.
+    tells which). Normalisation (``normalisation``) and class cut points are fitted on the
+    training rows. ``cut_points=None`` gives quantile classes (equal-sized on train).
     """
 
     weights: dict[str, float] = field(default_factory=lambda: dict(PAPER_ENGAGEMENT_WEIGHTS))
     n_classes: int = 5
     cut_points: list[float] | None = None
+    normalisation: str = "log_minmax"
 
     def fit(self, videos: pd.DataFrame) -> EngagementScorer:
+        if self.normalisation not in NORMALISATIONS:
+            raise VidpopError(f"normalisation must be one of {NORMALISATIONS}, got {self.normalisation!r}")
         avail = {c: w for c, w in self.weights.items() if w > 0 and c in videos and videos[c].notna().any()}
         if not avail:
             raise VidpopError(f"none of the weighted counts {list(self.weights)} is in the data")
         total = sum(avail.values())
         self.used_weights_ = {c: w / total for c, w in avail.items()}
-        logs = np.log1p(videos[list(avail)].to_numpy(dtype="float64"))
-        self.min_ = np.nanmin(logs, axis=0)
-        self.max_ = np.nanmax(logs, axis=0)
+        x = self._counts(videos, list(avail))
+        self.min_ = np.nanmin(x, axis=0)
+        self.max_ = np.nanmax(x, axis=0)
+        self.mean_ = np.nanmean(x, axis=0)
         score = self.score(videos)
         if self.cut_points is not None:
             if len(self.cut_points) != self.n_classes - 1:
@@ -64,12 +78,20 @@ class EngagementScorer:
             self.cuts_ = np.nanquantile(score, qs)
         return self
 
+    def _counts(self, videos: pd.DataFrame, cols: list[str]) -> np.ndarray:
+        x = videos[cols].to_numpy(dtype="float64")
+        return x if self.normalisation == "mean_range" else np.log1p(x)
+
     def score(self, videos: pd.DataFrame) -> np.ndarray:
-        """Weighted, normalised score in [0, 1] (values outside the train range are clipped)."""
+        """Weighted, normalised score: in [0, 1] for ``log_minmax`` (values outside the train range are
+        clipped); centred on the train mean for the paper's ``mean_range``."""
         cols = list(self.used_weights_)
-        logs = np.log1p(videos[cols].to_numpy(dtype="float64"))
+        x = self._counts(videos, cols)
         span = np.where(self.max_ > self.min_, self.max_ - self.min_, 1.0)
-        norm = np.clip((logs - self.min_) / span, 0.0, 1.0)
+        if self.normalisation == "mean_range":
+            norm = (x - getattr(self, "mean_", self.min_)) / span
+        else:
+            norm = np.clip((x - self.min_) / span, 0.0, 1.0)
         w = np.array([self.used_weights_[c] for c in cols])
         # Renormalise per row over the counts that row has (a missing count does not pull to 0).
         present = ~np.isnan(norm)
@@ -89,6 +111,36 @@ class EngagementScorer:
 
     def fit_transform(self, videos: pd.DataFrame) -> np.ndarray:
         return self.fit(videos).transform(videos)
+
+
+def paper_scorer(weights: dict[str, float] | None = None) -> EngagementScorer:
+    """The cover + title paper's label recipe: (x − μ) / (max − min) per raw count, its weights, its
+    fixed thresholds (:data:`PAPER_CUT_POINTS`)."""
+    return EngagementScorer(
+        weights=dict(weights or PAPER_ENGAGEMENT_WEIGHTS),
+        n_classes=len(PAPER_CUT_POINTS) + 1,
+        cut_points=list(PAPER_CUT_POINTS),
+        normalisation="mean_range",
+    )
+
+
+def label_scorer(recipe: str, weights: dict[str, float] | None = None, n_classes: int = 5) -> EngagementScorer:
+    """``quantile`` (equal-sized classes on train) or ``paper`` (:func:`paper_scorer`)."""
+    if recipe == "paper":
+        if n_classes != len(PAPER_CUT_POINTS) + 1:
+            raise VidpopError(f"the paper's label recipe has {len(PAPER_CUT_POINTS) + 1} classes, not {n_classes}")
+        return paper_scorer(weights)
+    if recipe == "quantile":
+        return EngagementScorer(weights=dict(weights or PAPER_ENGAGEMENT_WEIGHTS), n_classes=n_classes)
+    raise VidpopError(f"label recipe must be one of {LABEL_RECIPES}, got {recipe!r}")
+
+
+def class_proportions(classes: np.ndarray, n_classes: int) -> list[float]:
+    """Share of each class among the labelled rows (class -1 = unlabelled is left out)."""
+    c = np.asarray(classes)
+    c = c[c >= 0]
+    counts = np.bincount(c, minlength=n_classes)[:n_classes]
+    return (counts / max(len(c), 1)).round(4).tolist()
 
 
 @dataclass

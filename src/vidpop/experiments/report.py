@@ -117,9 +117,12 @@ class Report:
     seconds: float = 0.0
     out: Path | None = None
     threads: int | None = None
+    #: False while sections are still running: the partial report written after each section says so
+    complete: bool = False
 
     def to_json(self) -> dict[str, Any]:
         return {
+            "complete": self.complete,
             "data": self.data,
             "budget": asdict(self.budget),
             "seed": self.seed,
@@ -168,7 +171,8 @@ def run_report(
     threads: int | None = 1,
 ) -> Report:
     """Run every section of ``budget`` and write ``report.html``, ``summary.md``, ``report.json`` and the
-    PNGs into ``out``. A section that fails keeps its place in the report with the reason.
+    PNGs into ``out``. A section that fails keeps its place in the report with the reason. The files are
+    rewritten after every section (marked partial), so a run that is killed keeps what it finished.
 
     ``threads``: torch intra-op threads. 1 by default, like ``vidpop poe``/``attention``: these models are
     small, and on a shared 2-core box more threads mostly spin against each other (measured: the smoke
@@ -176,7 +180,7 @@ def run_report(
     import torch
     from tqdm.auto import tqdm
 
-    from vidpop.experiments import report_rec, report_render, report_sections
+    from vidpop.experiments import report_rec, report_sections
 
     if isinstance(budget, str):
         if budget not in BUDGETS:
@@ -197,15 +201,24 @@ def run_report(
         for name in bar:
             bar.set_postfix_str(name)
             report.tables += _run_section(name, ctx)
+            report.seconds = time.perf_counter() - t0
+            _write(report, out)  # partial: a killed run keeps the finished sections
         bar.close()
     finally:
         torch.set_num_threads(before)  # the caller's setting (tests share one process)
     report.tables.append(report_rec.speed_table(report.tables, ctx))
     report.seconds = time.perf_counter() - t0
-    report_render.write_all(report, out)
-    (out / "report.json").write_text(json.dumps(report.to_json(), indent=1, default=str))
+    report.complete = True
+    _write(report, out)
     log(f"[report] wrote {out / 'report.html'} and {out / 'summary.md'} in {report.seconds:.0f} s")
     return report
+
+
+def _write(report: Report, out: Path) -> None:
+    from vidpop.experiments import report_render
+
+    report_render.write_all(report, out)
+    (out / "report.json").write_text(json.dumps(report.to_json(), indent=1, default=str))
 
 
 def _run_section(name: str, ctx: Any) -> list[ReportTable]:

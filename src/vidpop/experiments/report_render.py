@@ -7,8 +7,10 @@ the look of the report can change without touching how any number is measured.
 
 from __future__ import annotations
 
+import ast
 import base64
 import html
+import re
 from pathlib import Path
 from typing import Any
 
@@ -18,6 +20,36 @@ from vidpop.experiments import paper_claims
 from vidpop.experiments.report import Report, ReportTable, is_finite
 
 SPEED_METHOD = "speed"
+#: internal references ("(issue 8)") are for the developers, not the report's readers
+_INTERNAL_REF = re.compile(r"\s*\(issues? [0-9][^)]*\)")
+
+
+_DICT_REPR = re.compile(r"\{'[^{}]*\}")
+
+
+def _dict_words(d: dict[Any, Any]) -> str:
+    return ", ".join(f"{k} {v}" for k, v in d.items())
+
+
+def _unrepr(match: re.Match[str]) -> str:
+    try:
+        value = ast.literal_eval(match.group(0))
+    except (ValueError, SyntaxError):
+        return match.group(0)
+    return f"({_dict_words(value)})" if isinstance(value, dict) else match.group(0)
+
+
+def plain(text: object) -> str:
+    """Report text without internal references; a dict (or a dict's repr inside a note that a method wrote)
+    reads "key value, ..." rather than Python syntax."""
+    if isinstance(text, dict):
+        text = _dict_words(text)
+    return _DICT_REPR.sub(_unrepr, _INTERNAL_REF.sub("", str(text)))
+
+
+def _legend_outside(ax: object, n: int) -> None:
+    """The legend right of the axes, never over the bars."""
+    ax.legend(fontsize=7, ncol=2 if n > 12 else 1, loc="upper left", bbox_to_anchor=(1.01, 1.0), borderaxespad=0)
 
 
 # ------------------------------------------------------------------------------------------ plots
@@ -53,23 +85,30 @@ def bar_chart(table: ReportTable, path: Path) -> Path | None:
     if table.method == SPEED_METHOD and all(float(r[metric]) > 0 for r in rows):
         ax.set_yscale("log")
     err_note = f"; error bars: std over {table.seeds} seeds" if table.seeds > 1 else ""
-    ax.set_title(f"{table.title}\n{table.data[:90]}{err_note}", fontsize=8)
-    ax.legend(fontsize=7, ncol=2 if len(models) > 5 else 1)
+    ax.set_title(f"{plain(table.title)}\n{table.data[:90]}{err_note}", fontsize=8)
+    _legend_outside(ax, len(models) + (metric == "coverage95"))
     fig.tight_layout()
-    fig.savefig(path, dpi=110)
+    fig.savefig(path, dpi=110, bbox_inches="tight")
     plt.close(fig)
     return path
 
 
-def speed_figure(table: ReportTable, path: Path) -> Path | None:
-    """Seconds per epoch per model, one bar per source (this run, benchmark samples, extrapolation), log scale."""
+#: the speed table's columns by unit: one chart each (seconds per epoch and whole fits do not share an axis)
+SPEED_UNITS = {"speed_epoch": ("s/epoch", "seconds per epoch"), "speed_fit": ("whole fit", "seconds per whole fit")}
+
+
+def speed_figure(
+    table: ReportTable, path: Path, unit: str = "s/epoch", ylabel: str = "seconds per epoch"
+) -> Path | None:
+    """Seconds of the columns whose name contains ``unit`` per model, one bar per source (this run,
+    benchmark samples, extrapolation), log scale. None when no such column was measured."""
     import matplotlib
 
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
 
-    cols = [m for m in table.metrics if any(is_finite(r.get(m)) and float(r[m]) > 0 for r in table.rows)]
-    rows = [r for r in table.rows if any(is_finite(r.get(c)) for c in cols)]
+    cols = [m for m in table.metrics if unit in m and any(is_finite(r.get(m)) and float(r[m]) > 0 for r in table.rows)]
+    rows = [r for r in table.rows if any(is_finite(r.get(c)) and float(r[c]) > 0 for c in cols)]
     if not rows:
         return None
     width = 0.8 / len(cols)
@@ -80,20 +119,23 @@ def speed_figure(table: ReportTable, path: Path) -> Path | None:
     ax.set_xticks(np.arange(len(rows)))
     ax.set_xticklabels([r["model"].replace(" (", "\n(") for r in rows], fontsize=7)
     ax.set_yscale("log")
-    ax.set_ylabel("seconds (log scale)")
-    ax.set_title("Training speed on MicroLens (2 CPU cores)", fontsize=9)
-    ax.legend(fontsize=7)
+    ax.set_ylabel(f"{ylabel} (log scale)")
+    ax.set_title(f"Training speed on MicroLens: {ylabel}", fontsize=9)
+    _legend_outside(ax, len(cols))
     fig.tight_layout()
-    fig.savefig(path, dpi=110)
+    fig.savefig(path, dpi=110, bbox_inches="tight")
     plt.close(fig)
     return path
 
 
 def draw_plots(report: Report, out: Path) -> None:
     for t in report.tables:
-        p = speed_figure(t, out / "speed.png") if t.method == SPEED_METHOD else bar_chart(t, out / f"{t.key}.png")
-        if p is not None:
-            t.plots.insert(0, p.name)
+        if t.method == SPEED_METHOD:
+            drawn = [speed_figure(t, out / f"{name}.png", *unit) for name, unit in SPEED_UNITS.items()]
+            paths = [p for p in drawn if p is not None]
+        else:
+            paths = [p for p in [bar_chart(t, out / f"{t.key}.png")] if p is not None]
+        t.plots = [p.name for p in paths] + [p for p in t.plots if p not in {q.name for q in paths}]
 
 
 # ------------------------------------------------------------------------------------------ tables
@@ -124,13 +166,13 @@ def table_cells(table: ReportTable) -> tuple[list[str], list[list[str]]]:
     """Header and cells of a table: identity columns, metrics, the paper column, the note."""
     claim = paper_claims.CLAIMS.get(table.method)
     ids = _columns(table)
-    head = ids + table.metrics + (["paper (reported)"] if claim else []) + ["note"]
+    head = ids + table.metrics + (["paper (its own data)"] if claim else []) + ["note"]
     body = []
     for r in table.rows:
-        cells = [str(r.get(c) or "") for c in ids] + [_cell(r, m, table.seeds) for m in table.metrics]
+        cells = [plain(r.get(c) or "") for c in ids] + [_cell(r, m, table.seeds) for m in table.metrics]
         if claim:
-            cells.append(claim.reported_cell(r["model"]))
-        cells.append(str(r.get("note", "")))
+            cells.append(claim.reported_cell(r["model"], r.get("group"), table.key))
+        cells.append(plain(r.get("note", "")))
         body.append(cells)
     return head, body
 
@@ -154,12 +196,59 @@ def claim_lines(table: ReportTable) -> tuple[str, list[paper_claims.Check]]:
 def _meta(table: ReportTable) -> list[tuple[str, str]]:
     return [
         ("command", table.command),
-        ("data", table.data),
-        ("rows", table.n_rows),
-        ("split", table.split),
+        ("data", plain(table.data)),
+        ("rows", plain(table.n_rows)),
+        ("split", plain(table.split)),
         ("seeds", str(table.seeds)),
         ("seconds", f"{table.seconds:.0f}"),
     ]
+
+
+# ------------------------------------------------------------------------------------------ scoreboard
+def _key_number(claim: paper_claims.PaperClaim, tables: list[ReportTable]) -> str:
+    """The method's own row(s) in its key metric, e.g. "r2 0.41 (7 d), 0.38 (180 d)"."""
+    parts = []
+    for t in tables:
+        metric = claim.key_metric if any(claim.key_metric in r for r in t.rows) else t.primary
+        for name in claim.key_rows:
+            got = [r for r in t.rows if r.get("model") == name and is_finite(r.get(metric))]
+            if got:
+                vals = ", ".join(
+                    f"{float(r[metric]):.3f}" + (f" ({r['group']})" if r.get("group") else "") for r in got
+                )
+                parts.append(f"{name}: {metric} {vals}")
+                break
+    return "; ".join(parts[:2]) or "not measured"
+
+
+def scoreboard(report: Report) -> list[dict[str, str]]:
+    """One line per method: the paper's claim, whether it held here (over all of its tables), the key number."""
+    lines = []
+    for method, claim in paper_claims.CLAIMS.items():
+        tables = [t for t in report.tables if t.method == method]
+        if not tables:
+            held = "not run" + (" yet" if not report.complete else "")
+        else:
+            checks = [c for t in tables for c in paper_claims.check(method, t.key, t.rows)]
+            held = paper_claims.verdict(checks) if checks else "not measurable"
+        lines.append(
+            {
+                "method": method,
+                "claim": claim.claim,
+                "held": held,
+                "here": _key_number(claim, tables) if tables else "–",
+                "paper": claim.headline,
+                "anchor": tables[0].key if tables else "",
+            }
+        )
+    return lines
+
+
+def _partial(report: Report) -> str:
+    if report.complete:
+        return ""
+    done = ", ".join(dict.fromkeys(t.method for t in report.tables)) or "none"
+    return f"Partial report: sections finished so far: {done}; the rest is still running (or the run was stopped)."
 
 
 # ------------------------------------------------------------------------------------------ markdown
@@ -173,15 +262,28 @@ def summary_markdown(report: Report) -> str:
         f"Total {report.seconds:.0f} s on this machine. Budget: {b.seeds} seed(s); details per table below.",
         "",
     ]
+    if _partial(report):
+        lines += [f"**{_partial(report)}**", ""]
+    lines += [
+        "## Scoreboard",
+        "",
+        "| method | the paper's claim | held here? | key number here | the paper's own numbers |",
+        "|---|---|---|---|---|",
+    ]
+    lines += [
+        "| " + " | ".join(_md_escape(x[k]) for k in ("method", "claim", "held", "here", "paper")) + " |"
+        for x in scoreboard(report)
+    ]
+    lines.append("")
     for t in report.tables:
-        lines += [f"## {t.title}", ""]
+        lines += [f"## {plain(t.title)}", ""]
         for k, v in _meta(t):
             if v:
                 lines.append(f"- {k}: `{v}`" if k == "command" else f"- {k}: {v}")
-        lines += [f"- note: {n}" for n in t.notes if n]
+        lines += [f"- note: {plain(n)}" for n in t.notes if n]
         lines.append("")
         if t.missing:
-            lines += [f"Not measured: {t.missing}", ""]
+            lines += [f"Not measured: {plain(t.missing)}", ""]
             continue
         lines += [markdown_table(t), ""]
         claim = paper_claims.CLAIMS.get(t.method)
@@ -191,7 +293,7 @@ def summary_markdown(report: Report) -> str:
             lines.append(f"Paper's claim: {claim.claim}. Here: **{verdict}**.")
             for c in checks:
                 state = {True: "held", False: "did not hold", None: "not measurable"}[c.held]
-                lines.append(f"- {c.statement}: {state} ({c.detail})")
+                lines.append(f"- {c.statement}: {state} ({plain(c.detail)})")
             lines.append("")
         lines += [f"![{p}]({p})" for p in t.plots] + [""]
     return "\n".join(lines) + "\n"
@@ -225,19 +327,36 @@ def report_html(report: Report, out: Path) -> str:
         f"<p>Total {report.seconds:.0f} s; {b.seeds} seed(s); seed {report.seed}. "
         "The markdown summary is <a href='summary.md'>summary.md</a>; "
         "raw numbers in <a href='report.json'>report.json</a>.</p>",
+    ]
+    if _partial(report):
+        parts.append(f"<p class='disclaimer'><strong>{e(_partial(report))}</strong></p>")
+    parts.append(
+        "<h2 id='scoreboard'>Scoreboard</h2><table class='scoreboard'><thead><tr><th>method</th>"
+        "<th>the paper's claim</th><th>held here?</th><th>key number here</th><th>the paper's own numbers</th>"
+        "</tr></thead><tbody>"
+    )
+    for x in scoreboard(report):
+        cls = {"held": "held", "did not hold": "nothold"}.get(x["held"], "")
+        name = f"<a href='#{e(x['anchor'])}'>{e(x['method'])}</a>" if x["anchor"] else e(x["method"])
+        parts.append(
+            f"<tr><td>{name}</td><td>{e(x['claim'])}</td><td class='{cls}'><strong>{e(x['held'])}</strong></td>"
+            f"<td>{e(x['here'])}</td><td>{e(x['paper'])}</td></tr>"
+        )
+    parts += [
+        "</tbody></table>",
         "<h2>Contents</h2><ol>",
-        *(f"<li><a href='#{e(t.key)}'>{e(t.title)}</a></li>" for t in report.tables),
+        *(f"<li><a href='#{e(t.key)}'>{e(plain(t.title))}</a></li>" for t in report.tables),
         "</ol>",
     ]
     for t in report.tables:
-        parts.append(f"<h2 id='{e(t.key)}'>{e(t.title)}</h2><dl>")
+        parts.append(f"<h2 id='{e(t.key)}'>{e(plain(t.title))}</h2><dl>")
         for k, v in _meta(t):
             if v:
                 parts.append(f"<dt>{k}</dt><dd>{f'<code>{e(v)}</code>' if k == 'command' else e(v)}</dd>")
         parts.append("</dl>")
-        parts += [f"<p>Note: {e(n)}</p>" for n in t.notes if n]
+        parts += [f"<p>Note: {e(plain(n))}</p>" for n in t.notes if n]
         if t.missing:
-            parts.append(f"<p><strong>Not measured:</strong> {e(t.missing)}</p>")
+            parts.append(f"<p><strong>Not measured:</strong> {e(plain(t.missing))}</p>")
             continue
         head, body = table_cells(t)
         n_id = len(_columns(t))
@@ -258,7 +377,7 @@ def report_html(report: Report, out: Path) -> str:
                 state, cls = {True: ("held", "held"), False: ("did not hold", "nothold"), None: ("not measurable", "")}[
                     c.held
                 ]
-                parts.append(f"<li>{e(c.statement)}: <span class='{cls}'>{state}</span> ({e(c.detail)})</li>")
+                parts.append(f"<li>{e(c.statement)}: <span class='{cls}'>{state}</span> ({e(plain(c.detail))})</li>")
             parts.append("</ul>")
         parts += [_img(out, p) for p in t.plots if (out / p).exists()]
     parts.append("</body></html>")

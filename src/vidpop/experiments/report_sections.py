@@ -71,11 +71,12 @@ def _budget_note(b: Budget) -> str:
 
 # ------------------------------------------------------------------------------------------ 1. relation
 def relation(ctx: Context) -> list[ReportTable]:
-    from vidpop.commands.relation import DATASETS
     from vidpop.experiments import relation as rel
 
+    datasets = list(rel.DATASET_PRESETS)  # the datasets with a relation-network preset
+
     b = ctx.budget
-    dataset = ctx.data if ctx.data in DATASETS else DATASETS[0]
+    dataset = ctx.data if ctx.data in datasets else datasets[0]
     notes = [_budget_note(b) + f" (seeds 0..{b.seeds - 1}), epoch cap {b.relation_epochs or 'model default (80)'}"]
     if dataset != ctx.data:
         dated = "published_at" in ctx.ds.videos and ctx.ds.videos["published_at"].notna().any()
@@ -123,6 +124,8 @@ def _fusion_rows(res: dict[str, Any]) -> list[dict[str, Any]]:
     rows = []
     for r in res["rows"]:
         row: dict[str, Any] = {"model": r["row"], "note": r.get("note", "")}
+        if "labels" in r:  # the label recipe: quantile classes or the paper's fixed thresholds
+            row["group"] = f"{r['labels']} labels"
         for m in ("accuracy", "ordinal_accuracy"):
             if m in r:
                 row[m] = r[m]
@@ -273,7 +276,7 @@ def poe(ctx: Context) -> list[ReportTable]:
 
 # ------------------------------------------------------------------------------------------ 4. attention
 def attention(ctx: Context) -> list[ReportTable]:
-    from vidpop.commands.attention import COVER_DATA, HEADLINE_DATA
+    from vidpop.explain import COVER_DATA, HEADLINE_DATA
     from vidpop.explain import attention_bench as bench
     from vidpop.training.loop import TrainConfig
 

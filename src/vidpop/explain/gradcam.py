@@ -110,11 +110,14 @@ def explain_clip(model: object, images: torch.Tensor | None, title: str | None) 
     return ClipExplanation(p, alpha, heat, raw, grad_norm, evidence, words, in_vocab, beta)
 
 
-def top_frame(expl: ClipExplanation) -> int | None:
+def top_frame(expl: ClipExplanation, by_evidence: bool = False) -> int | None:
     """The most attended frame; ties in α (e.g. an attention that never saw multi-frame clips is
-    uniform) are broken by the frame's Grad-CAM evidence for the popular class."""
+    uniform) are broken by the frame's Grad-CAM evidence for the popular class. ``by_evidence``: rank by
+    the evidence alone (α carries no information: not learned)."""
     if expl.alpha is None or len(expl.alpha) == 0:
         return None
+    if by_evidence and expl.evidence is not None:
+        return int(np.argmax(expl.evidence))
     best = np.flatnonzero(np.isclose(expl.alpha, expl.alpha.max(), rtol=1e-4, atol=1e-7))
     if len(best) > 1 and expl.evidence is not None:
         return int(best[np.argmax(expl.evidence[best])])

@@ -82,6 +82,7 @@ def _draw_figure(
     source: str,
     note: str,
     path: Path,
+    alpha_note: str = "",
 ) -> None:
     """The composite PNG: frame strip, α bars, Grad-CAM strip, top frame, shaded title words."""
     n = len(overlays)
@@ -108,10 +109,12 @@ def _draw_figure(
         axb.set_xticks([])
         axb.set_ylabel("α", fontsize=11)
         axb.set_ylim(0, max(float(expl.alpha.max()) * 1.3, 1e-6))
+        if alpha_note:  # α bars that look meaningful are not: say so on the chart itself
+            axb.set_title(alpha_note, fontsize=10, color="crimson")
         axt = fig.add_subplot(gs[3, : cols // 2])
         axt.imshow(overlays[top])
         axt.set_axis_off()
-        tie = "; all α equal, chosen by Grad-CAM evidence" if np.ptp(expl.alpha) < 1e-6 else ""
+        tie = "; chosen by Grad-CAM evidence" if alpha_note or np.ptp(expl.alpha) < 1e-6 else ""
         axt.set_title(f"top frame #{top} at {timestamps[top]:.1f}s (α = {expl.alpha[top]:.3f}{tie}); "
                       "Grad-CAM of the popular class", fontsize=10)
         axw = fig.add_subplot(gs[3, cols // 2 :])
@@ -135,9 +138,15 @@ def render_explanation(
     out_dir: str | Path,
     source: str = "",
     note: str = "",
+    frame_attention: dict[str, Any] | None = None,
 ) -> dict[str, Any]:
     """Write ``explanation.png``, ``top_frame.png``, ``overlays/frame_XX.png`` and ``explanation.json``
-    into ``out_dir``; returns the JSON content (paths relative to ``out_dir``)."""
+    into ``out_dir``; returns the JSON content (paths relative to ``out_dir``).
+
+    ``frame_attention``: the model's :meth:`frame_attention_status` for this clip; its ``note`` (α not
+    learned or uniform) is printed on the α chart and kept in the JSON, and the top frame is then the one
+    with the most Grad-CAM evidence."""
+    alpha_note = (frame_attention or {}).get("note") or ""
     out = Path(out_dir)
     out.mkdir(parents=True, exist_ok=True)
     n = len(frames)
@@ -152,7 +161,7 @@ def render_explanation(
             rel = f"overlays/frame_{i:02d}.png"
             Image.fromarray(ov).save(out / rel)
             overlay_paths.append(rel)
-    top = top_frame(expl) if has_frames else None
+    top = top_frame(expl, by_evidence=bool(alpha_note)) if has_frames else None
     if top is not None:
         # the top frame's own (unscaled) map: it is the most attended frame, so its scale factor is 1
         Image.fromarray(overlay(frames[top], expl.raw_heatmaps[top])).save(out / "top_frame.png")
@@ -160,7 +169,7 @@ def render_explanation(
     with warnings.catch_warnings():
         # fonts lack CJK glyphs and emoji: such characters show as boxes in the PNG (the JSON keeps them)
         warnings.filterwarnings("ignore", message="Glyph .* missing")
-        _draw_figure(frames, timestamps, expl, overlays, top, title, source, note, out / "explanation.png")
+        _draw_figure(frames, timestamps, expl, overlays, top, title, source, note, out / "explanation.png", alpha_note)
 
     data: dict[str, Any] = {
         "source": source,
@@ -181,6 +190,7 @@ def render_explanation(
         if has_frames
         else [],
         "top_frame": top,
+        "frame_attention": frame_attention,
         "grad_norm": expl.grad_norm,
         "words": [
             {"word": w, "beta": round(float(b), 6), "in_vocab": bool(k)}

@@ -70,7 +70,10 @@ def explain_video(
         frames, times = read_clip(video_path, n_frames or cfg.n_frames, seconds or cfg.seconds)
         images = model.backbone().preprocess(frames)
     expl = explain_clip(model, images, title)
-    data = render_explanation(frames, times, expl, title, out_dir, source=Path(video_path).name, note=note)
+    status = model.frame_attention_status(expl.alpha) if cfg.uses_frames else None
+    data = render_explanation(
+        frames, times, expl, title, out_dir, source=Path(video_path).name, note=note, frame_attention=status
+    )
     data["model"] = {
         "name": model.model_name,
         "modalities": cfg.modalities,

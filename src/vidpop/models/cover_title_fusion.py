@@ -1,8 +1,10 @@
 """Cover + title late fusion for ordinal popularity classes (``cover_title_fusion``).
 
 Visual branch: a pretrained image backbone on the cover (``efficientnet_lite0`` offline; ``vit_b16``
-when the user supplies weights) + FC. Text branch: MiniLM (BERT family) + FC, or a GRU over GloVe
-vectors (``text_encoder="glove_gru"``, the "RNN" variant). Fused feature ``w·visual + (1−w)·text``
+when the user supplies weights) + FC. Text branch: a sentence encoder + FC — ``auto`` (default) picks
+MiniLM (BERT family, English) or multilingual e5-small by the titles' language (Bilibili titles are
+Chinese), ``minilm``/``e5`` force one — or a GRU over GloVe vectors (``glove_gru``, the "RNN" variant).
+Fused feature ``w·visual + (1−w)·text``
 (w = 0.75) -> one FC -> 5 ordinal classes, trained with cross-entropy and AdamW through the shared
 :func:`~vidpop.training.loop.fit_module`.
 
@@ -11,8 +13,10 @@ lr 3e-4, dropout 0.5). ``finetune=True`` runs the image backbone and MiniLM end 
 
 Labels: the foundation's :class:`~vidpop.data.labels.EngagementScorer` with the paper's weights (views
 .75, likes .1, coins .1, favorites .05, shares 0) renormalised over the counts the data has, cut into
-quantile classes fitted on the training rows. A dataset with none of those counts but a
-``popularity`` index (Spotify) uses that index as the score; ``label_info_`` says which.
+quantile classes fitted on the training rows (``label_recipe="quantile"``) or, with
+``label_recipe="paper"``, the paper's own normalisation and fixed thresholds. A dataset with none of
+those counts but a ``popularity`` index (Spotify) uses that index as the score; ``label_info_`` says
+which, with the class proportions on train.
 """
 
 from __future__ import annotations
@@ -26,7 +30,7 @@ import torch
 from torch import nn
 from tqdm.auto import tqdm
 
-from vidpop.data.labels import PAPER_ENGAGEMENT_WEIGHTS, EngagementScorer
+from vidpop.data.labels import LABEL_RECIPES, PAPER_ENGAGEMENT_WEIGHTS, class_proportions, label_scorer
 from vidpop.data.preprocessing import Vocabulary
 from vidpop.data.schema import VideoDataset
 from vidpop.errors import VidpopError
@@ -37,7 +41,9 @@ from vidpop.models.registry import register_model
 from vidpop.training import metrics
 from vidpop.training.loop import TrainConfig, fit_module, predict_batched
 
-TEXT_ENCODERS = ("minilm", "glove_gru")
+TEXT_ENCODERS = ("auto", "minilm", "e5", "glove_gru")
+#: sentence encoders of the frozen text branch -> their feature-store extractor
+SENTENCE_FEATURES = {"minilm": "title_minilm", "e5": "title_e5"}
 #: columns of the input dict every batch carries (the pipeline stages take them in this order)
 INPUT_KEYS = ("img", "img_mask", "txt", "txt_mask")
 
@@ -47,7 +53,9 @@ class CoverTitleFusionConfig(ModelConfig):
     image_backbone: str = "efficientnet_lite0"
     #: weights for backbones that ship none offline (``vit_b16``): HF folder or state-dict file
     image_weights: str | None = None
-    text_encoder: str = "minilm"  # minilm | glove_gru
+    text_encoder: str = "auto"  # auto (by the titles' language) | minilm | e5 | glove_gru
+    #: "quantile" (equal-sized classes on train) or "paper" (its fixed thresholds)
+    label_recipe: str = "quantile"
     fusion_weight: float = 0.75
     hidden: int = 128
     n_classes: int = 5
@@ -88,13 +96,20 @@ class CoverTitleFusion(VidpopModel):
     def fit_labels(self, videos: pd.DataFrame) -> np.ndarray:
         """Fit the score and its quantile class cuts on these (training) rows; return their classes."""
         weights, how = self._label_weights(videos)
-        self.scorer_ = EngagementScorer(weights=weights, n_classes=self.config.n_classes).fit(videos)
+        recipe = self.config.label_recipe
+        if recipe == "paper" and "popularity" in weights:
+            raise VidpopError("the paper's label recipe needs engagement counts (views, likes, ...), not an index")
+        self.scorer_ = label_scorer(recipe, weights, self.config.n_classes).fit(videos)
+        y = self.scorer_.transform(videos)
+        thresholds = "the paper's fixed thresholds" if recipe == "paper" else "quantile classes fitted on train"
         self.label_info_ = {
-            "recipe": how,
+            "recipe": f"{how}; {thresholds}",
+            "label_recipe": recipe,
             "weights_used": dict(self.scorer_.used_weights_),
             "cuts": self.scorer_.cuts_.tolist(),
+            "train_proportions": class_proportions(y, self.config.n_classes),
         }
-        return self.scorer_.transform(videos)
+        return y
 
     def labels(self, ds: VideoDataset) -> np.ndarray:
         """Ordinal classes of ``ds`` under the scorer fitted on the training rows."""
@@ -163,7 +178,23 @@ class CoverTitleFusion(VidpopModel):
             return ids, np.array([t.strip() != "" for t in self._titles(ds)])
         from vidpop.features.extract import dataset_features
 
-        return dataset_features(ds, "title_minilm", store=self._store(), progress=cfg.progress)
+        # a model saved before the encoder was chosen by language used MiniLM
+        enc = getattr(self, "text_encoder_", "minilm" if cfg.text_encoder == "auto" else cfg.text_encoder)
+        return dataset_features(ds, SENTENCE_FEATURES[enc], store=self._store(), progress=cfg.progress)
+
+    def _choose_text_encoder(self, train: VideoDataset) -> None:
+        """Resolve ``auto`` once, on the training titles (predict reuses the choice)."""
+        from vidpop.features.text import encoder_for_titles
+
+        cfg = self.config
+        if cfg.text_encoder != "auto":
+            self.text_encoder_ = cfg.text_encoder
+            return
+        name, why = encoder_for_titles(self._titles(train), train.meta.get("language"))
+        self.text_encoder_ = "minilm" if name == "title_minilm" else "e5"
+        if cfg.finetune and self.text_encoder_ != "minilm":
+            raise VidpopError(f"fine-tuning runs MiniLM end to end, but these titles need e5 ({why})")
+        self.label_info_["text_encoder"] = f"{self.text_encoder_} ({why})"
 
     def inputs(self, ds: VideoDataset) -> dict[str, np.ndarray]:
         """The network's input arrays for every row of ``ds`` (``INPUT_KEYS``)."""
@@ -210,12 +241,17 @@ class CoverTitleFusion(VidpopModel):
         cfg = self.config
         if cfg.text_encoder not in TEXT_ENCODERS:
             raise VidpopError(f"unknown text encoder {cfg.text_encoder!r}; use one of {TEXT_ENCODERS}")
+        if cfg.label_recipe not in LABEL_RECIPES:
+            raise VidpopError(f"unknown label recipe {cfg.label_recipe!r}; use one of {LABEL_RECIPES}")
+        if cfg.finetune and cfg.text_encoder == "e5":
+            raise VidpopError("fine-tuning runs MiniLM end to end; e5 is available with frozen features only")
         if len(train.videos) == 0:
             raise VidpopError("no training videos")
         if y is None:
             y = self.fit_labels(train.videos)
         else:
             self.label_info_ = {"recipe": "labels given by the caller"}
+        self._choose_text_encoder(train)
         if cfg.text_encoder == "glove_gru":
             from vidpop.features.text import GloveVectors
 

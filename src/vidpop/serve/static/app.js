@@ -194,20 +194,28 @@ function renderPrediction(data) {
 /* ---------------------------------------------------------------- explanation: frames and words */
 function renderExplanation(data) {
   const frames = data.frames || [];
-  const maxAlpha = Math.max(...frames.map((f) => f.alpha), 1e-9);
+  // α that never learned (or is uniform on this clip) says nothing: size frames by Grad-CAM evidence instead
+  const alphaNote = (data.frame_attention && data.frame_attention.note) || "";
+  const score = (f) => (alphaNote ? Math.max(f.gradcam_evidence || 0, 0) : f.alpha);
+  const maxScore = Math.max(...frames.map(score), 1e-9);
+  $("alpha-note").textContent = alphaNote;
+  $("alpha-note").hidden = !alphaNote;
   const strip = $("frames");
   strip.replaceChildren();
   for (const f of frames) {
-    const weight = f.alpha / maxAlpha;
-    const pct = `${(f.alpha * 100).toFixed(1)}%`;
+    const weight = score(f) / maxScore;
+    const pct = alphaNote ? `Grad-CAM evidence ${(weight * 100).toFixed(0)}% of the top frame`
+      : `${(f.alpha * 100).toFixed(1)}%`;
     const figure = el("figure", {
       class: f.index === data.top_frame ? "frame top" : "frame",
       style: { width: `${Math.round(56 + 84 * weight)}px`, opacity: String(0.45 + 0.55 * weight) },
     },
     el("img", { src: f.overlay_url, alt: `Frame ${f.index + 1} at ${f.timestamp.toFixed(1)} s: Grad-CAM overlay, ` +
-      `attention ${pct}${f.index === data.top_frame ? " (most important frame)" : ""}`, loading: "eager" }),
+      `${alphaNote ? "" : "attention "}${pct}${f.index === data.top_frame ? " (most important frame)" : ""}`,
+      loading: "eager" }),
     el("div", { class: "alpha-bar", "aria-hidden": "true" }, el("span", { style: { width: `${weight * 100}%` } })),
-    el("figcaption", { text: `${f.timestamp.toFixed(1)} s · α ${pct}` }));
+    el("figcaption", { text: alphaNote ? `${f.timestamp.toFixed(1)} s · evidence ${(weight * 100).toFixed(0)}%`
+      : `${f.timestamp.toFixed(1)} s · α ${pct}` }));
     strip.append(figure);
   }
   if (!frames.length) strip.append(el("p", { class: "hint", text: "No frames (the model reads titles only)." }));
