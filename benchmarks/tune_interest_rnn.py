@@ -69,6 +69,7 @@ def main() -> None:
     ap.add_argument("--users", type=int, default=None, help="seeded sample of users (tuning budget)")
     ap.add_argument("--test", action="store_true", help="also evaluate the test item (final configuration only)")
     ap.add_argument("--threads", type=int, default=1)
+    ap.add_argument("--save", default=None, help="save the fitted model to this folder")
     args = ap.parse_args()
     import dataclasses
 
@@ -91,18 +92,25 @@ def main() -> None:
     wall0, cpu0 = time.perf_counter(), time.process_time()
     model.fit(split.train)
     wall, cpu = time.perf_counter() - wall0, time.process_time() - cpu0
-    prep = {k: round(v, 1) for k, v in model.timings_.items() if k != "seconds_per_epoch"}
+    prep = {k: round(v, 1) for k, v in model.timings_.items() if "per_epoch" not in k}
     epochs = model.epochs_run_
     print(f"config: {sets} train={train_over}; users={split.train.n_users} items={split.train.n_items}")
     print(f"preparation seconds: {prep}")
-    print(f"fit: {epochs} epochs, wall {wall:.1f} s, CPU {cpu:.1f} s; per epoch wall {model.seconds_per_epoch_:.1f} s")
+    print(f"fit: {epochs} epochs, wall {wall:.1f} s, CPU {cpu:.1f} s; per epoch wall {model.seconds_per_epoch_:.1f} s, "
+          f"CPU {model.timings_['cpu_seconds_per_epoch']:.1f} s")
     print("history:", [{k: round(v, 4) for k, v in e.items()} for e in model.history_["epochs"]])
-    val = evaluate(model, validation_split(split), cfg)
-    print(f"VALIDATION HR@10={val['HR@10']:.4f} NDCG@10={val['NDCG@10']:.4f}")
+    if args.save:
+        model.save(args.save)
+    # generation (greedy as in the paper, or top-k of one softmax) is chosen on the validation item too
+    vals = {}
+    for greedy in (True, False):
+        model.config.greedy = greedy
+        vals[greedy] = evaluate(model, validation_split(split), cfg)
+        print(f"VALIDATION greedy={greedy} HR@10={vals[greedy]['HR@10']:.4f} NDCG@10={vals[greedy]['NDCG@10']:.4f}")
     if args.test:
+        model.config.greedy = max(vals, key=lambda g: vals[g]["HR@10"])
         test = evaluate(model, split, cfg)
-        print(f"TEST HR@10={test['HR@10']:.4f} NDCG@10={test['NDCG@10']:.4f}")
-
+        print(f"TEST greedy={model.config.greedy} HR@10={test['HR@10']:.4f} NDCG@10={test['NDCG@10']:.4f}")
 
 if __name__ == "__main__":
     main()

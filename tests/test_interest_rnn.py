@@ -265,3 +265,17 @@ def test_training_states_equal_prediction_states(fitted: InterestRNN, data: RecD
             q = UserQuery(history=s[: t + 1], times=np.arange(t + 1, dtype=np.float64))
             h, _, _, _ = fitted._start_states([q])
             assert torch.allclose(out[0, t], h[0], atol=1e-5), t
+
+
+def test_cold_start_interest_is_built_like_the_training_interest(fitted: InterestRNN, data: RecData) -> None:
+    """Eq. (2) on a text stream (one behaviour per " . "-separated video text) gives the interest that
+    training computes from the same videos' topics: the cold path reads what training fed it."""
+    from vidpop.models.interest_rnn.batching import item_documents
+
+    m, s = fitted.module_, data.sequences[5]
+    docs = item_documents(data.items)
+    sums, totals = fitted._text_interests([" . ".join(docs[i] for i in s)])
+    seq, tim, lens = _padded(fitted, [s])
+    with torch.no_grad():
+        train_u = m.prefix_interests(seq, tim, lens)[0, len(s) - 1]
+    assert np.allclose(sums[0] / totals[0], train_u.numpy(), atol=1e-5)

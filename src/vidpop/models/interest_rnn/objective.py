@@ -24,6 +24,7 @@ from typing import Any
 import numpy as np
 import torch
 import torch.nn.functional as F
+from tqdm.auto import tqdm
 
 from vidpop.models.interest_rnn import relevance
 from vidpop.models.interest_rnn.network import InterestRNNNet, interest_distance
@@ -43,14 +44,21 @@ class InterestObjective:
         n_visual: int,
         rel: dict[str, Any] | None,
         rng: np.random.Generator,
+        n_train: int = 0,
     ) -> None:
         self.c, self.seq, self.tim, self.lens = config, seq, tim, lens
         self.n_visual, self.rel, self.rng = n_visual, rel, rng
+        self.n_batches = -(-n_train // config.train.batch_size)
+        self.bar: tqdm | None = None
         self.sem_neg = torch.zeros(0, dtype=torch.long)
         self.triplets: tuple[torch.Tensor, torch.Tensor, torch.Tensor] | None = None
 
     def on_epoch_start(self, epoch: int) -> None:
-        """Fresh contrastive negatives and relevance triplets every epoch."""
+        """Fresh contrastive negatives and relevance triplets every epoch (and a batch progress bar)."""
+        if self.bar is not None:
+            self.bar.close()
+        show = self.c.train.progress and self.n_batches > 1
+        self.bar = tqdm(total=self.n_batches, desc=f"epoch {epoch}", unit="batch", leave=False, disable=not show)
         self.sem_neg = torch.from_numpy(sample_negatives(self.n_visual, self.rng))
         if self.rel is not None:
             pos, neg, valid = relevance.sample_triplets(self.rel["nb"], self.rel["watch"], self.rng)
@@ -124,4 +132,6 @@ class InterestObjective:
                 total, logs["rel"] = total + c.lambda_rel * l_rel, float(l_rel.detach())
         if c.lambda_l2:
             total = total + c.lambda_l2 * m.l2()
+        if m.training and self.bar is not None:
+            self.bar.update()
         return total, logs
