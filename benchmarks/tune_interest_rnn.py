@@ -69,6 +69,7 @@ def main() -> None:
     ap.add_argument("--users", type=int, default=None, help="seeded sample of users (tuning budget)")
     ap.add_argument("--test", action="store_true", help="also evaluate the test item (final configuration only)")
     ap.add_argument("--threads", type=int, default=1)
+    ap.add_argument("--eval-users", type=int, default=None, help="evaluate a seeded sample of N users (all fitted)")
     ap.add_argument("--save", default=None, help="save the fitted model to this folder")
     args = ap.parse_args()
     import dataclasses
@@ -82,7 +83,7 @@ def main() -> None:
         keep = set(np.random.default_rng(0).choice(users, min(args.users, len(users)), replace=False))
         inter = ds.interactions[ds.interactions["user_id"].isin(keep)].reset_index(drop=True)
         ds = VideoDataset(ds.name, videos=ds.videos, interactions=inter, meta=ds.meta)
-    cfg = ProtocolConfig(progress=False)
+    cfg = ProtocolConfig(progress=False, max_test_users=args.eval_users)
     split = loo_split(ds, cfg)
     sets = parse_sets(args.set)
     train_over = sets.pop("train", {})
