@@ -97,8 +97,10 @@ def main() -> None:
     epochs = model.epochs_run_
     print(f"config: {sets} train={train_over}; users={split.train.n_users} items={split.train.n_items}")
     print(f"preparation seconds: {prep}")
-    print(f"fit: {epochs} epochs, wall {wall:.1f} s, CPU {cpu:.1f} s; per epoch wall {model.seconds_per_epoch_:.1f} s, "
-          f"CPU {model.timings_['cpu_seconds_per_epoch']:.1f} s")
+    print(
+        f"fit: {epochs} epochs, wall {wall:.1f} s, CPU {cpu:.1f} s; per epoch wall {model.seconds_per_epoch_:.1f} s, "
+        f"CPU {model.timings_['cpu_seconds_per_epoch']:.1f} s"
+    )
     print("history:", [{k: round(v, 4) for k, v in e.items()} for e in model.history_["epochs"]])
     if args.save:
         model.save(args.save)
@@ -112,6 +114,7 @@ def main() -> None:
         model.config.greedy = max(vals, key=lambda g: vals[g]["HR@10"])
         test = evaluate(model, split, cfg)
         print(f"TEST greedy={model.config.greedy} HR@10={test['HR@10']:.4f} NDCG@10={test['NDCG@10']:.4f}")
+
 
 if __name__ == "__main__":
     main()
