@@ -21,7 +21,7 @@ from vidpop.models.interest_rnn import InterestRNN, ablation_variants
 from vidpop.models.interest_rnn.network import interest_distance
 from vidpop.models.interest_rnn.relevance import jaccard_neighbours, triplet_hinge
 from vidpop.models.interest_rnn.semantic import contrastive_hinge, sample_negatives
-from vidpop.models.interest_rnn.topics import decay_weights, decayed_mean, decayed_mean_torch
+from vidpop.models.interest_rnn.topics import causal_decay_weights, decay_weights, decayed_mean, prefix_decayed_means
 from vidpop.models.recommender import RecData, UserQuery
 from vidpop.training.loop import TrainConfig
 
@@ -72,6 +72,7 @@ def small_model(epochs: int = 30, **overrides) -> InterestRNN:
         hidden=16,
         n_topics=4,
         lda_max_iter=5,
+        cold_fraction=1.0,  # 160 SYNTHETIC users: every one of them trains the text-only step too
         train=TrainConfig(epochs=epochs, batch_size=32, lr=1e-2, optimizer="adam", patience=0, progress=False),
     )
     cfg.update(overrides)
@@ -96,10 +97,15 @@ def test_time_decay_weights_by_hand() -> None:
     v = np.array([[1.0, 0.0], [0.0, 1.0], [1.0, 1.0]])
     expected = (w[:, None] * v).sum(0) / w.sum()
     assert np.allclose(decayed_mean(v, np.array([0.0, 1.0, 3.0]), 0.1), expected)
-    # batched torch version with padding agrees, and padding is ignored
+    # prefix-wise torch version: row t is the decayed mean of the first t+1 rows seen from time t_t
     vals = torch.tensor([[[1.0, 0.0], [0.0, 1.0], [1.0, 1.0], [9.0, 9.0]]])
-    got = decayed_mean_torch(vals, torch.tensor([[0.0, 1.0, 3.0, 0.0]]), torch.tensor([3]), 0.1)
-    assert np.allclose(got.numpy()[0], expected, atol=1e-6)
+    times = torch.tensor([[0.0, 1.0, 3.0, 0.0]])
+    got = prefix_decayed_means(vals, times, torch.tensor([3]), 0.1).numpy()[0]
+    for t in range(3):
+        assert np.allclose(got[t], decayed_mean(v[: t + 1], np.array([0.0, 1.0, 3.0])[: t + 1], 0.1), atol=1e-6)
+    assert np.allclose(got[3], 0.0)  # padding: no interest, and it never leaks into real steps
+    w = causal_decay_weights(times, torch.tensor([3]), 0.1)[0]
+    assert torch.all(w.triu(1) == 0)  # nothing after step t weighs in the interest at step t
 
 
 def test_contrastive_hinge_by_hand() -> None:
@@ -224,28 +230,53 @@ def test_real_microlens_slice_with_lsa_text(tmp_path: Path) -> None:
     assert len(set(cold[0].tolist())) == 10
 
 
-def test_sampled_softmax_estimates_the_full_loss(fitted: InterestRNN, data: RecData) -> None:
-    """The shifted sampled-softmax NLL is an estimate of the full-corpus NLL (same scale)."""
-    import dataclasses
-
+# ---------------------------------------------------------------- issue 12 §5: no future in the input
+def _padded(model: InterestRNN, seqs: list[np.ndarray]) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
     from vidpop.models.interest_rnn.batching import pad_sequences
-    from vidpop.models.interest_rnn.objective import InterestObjective
 
-    seq, tim, lens = (torch.from_numpy(a) for a in pad_sequences(data.sequences, data.times, 50, data.n_items))
-    users = {"user": torch.arange(64)}
-    rec = {}
-    for mode in ("full", "sampled"):
-        cfg = dataclasses.replace(fitted.config, softmax=mode, n_sampled=4000, use_relevance=False)
-        obj = InterestObjective(cfg, seq, tim, lens, 0, None, np.random.default_rng(0))
-        with torch.no_grad():
-            rec[mode] = obj(fitted.module_, users)[1]["rec"]
-    assert rec["sampled"] == pytest.approx(rec["full"], rel=0.1)
+    arrays = pad_sequences(seqs, [np.arange(len(x), dtype=np.float64) for x in seqs], 50, model.dims_.n_items)
+    return tuple(torch.from_numpy(a) for a in arrays)  # type: ignore[return-value]
 
 
-def test_sampled_softmax_training_learns(data: RecData) -> None:
-    model = small_model(softmax="sampled", n_sampled=16).fit(data)
-    losses = [e["train_loss"] for e in model.history_["epochs"]]
-    assert losses[-1] < 0.7 * losses[0]
-    base = 2 * PER_CLUSTER
-    top = model.recommend([UserQuery(history=np.array([base + 1, base + 2, base + 3]))], k=3)[0]
-    assert all(base <= i < base + PER_CLUSTER for i in top)
+def test_input_at_step_t_ignores_later_items(fitted: InterestRNN) -> None:
+    """Changing the videos after step t changes no GRU input (video or interest) and no output up to t.
+    The old code fed an interest token built from the whole sequence at step 0, so every step's input
+    moved with the future."""
+    m, t = fitted.module_, 2
+    a = np.array([12, 13, 14, 15, 16, 17])
+    b = np.array([12, 13, 14, 40, 41, 2, 3])  # same first t+1 videos, another future (and length)
+    seq, tim, lens = _padded(fitted, [a, b])
+    with torch.no_grad():
+        emb = m.item_interest(m.item_semantic())
+        x = m.history_inputs(seq, tim, lens, emb)
+        out, _ = m.histories(seq, tim, lens, emb)
+    assert torch.allclose(x[0, : t + 1], x[1, : t + 1])
+    assert torch.allclose(out[0, : t + 1], out[1, : t + 1], atol=1e-6)
+    assert not torch.allclose(x[0, t + 1], x[1, t + 1])  # the inputs do differ once the videos differ
+
+
+def test_training_states_equal_prediction_states(fitted: InterestRNN, data: RecData) -> None:
+    """The state that predicts v_{t+1} in training is the state a query with history v_1..v_t gets."""
+    m = fitted.module_
+    s = data.sequences[3]
+    seq, tim, lens = _padded(fitted, [s])
+    with torch.no_grad():
+        out, _ = m.histories(seq, tim, lens, m.item_interest(m.item_semantic()))
+        for t in range(len(s) - 1):
+            q = UserQuery(history=s[: t + 1], times=np.arange(t + 1, dtype=np.float64))
+            h, _, _, _ = fitted._start_states([q])
+            assert torch.allclose(out[0, t], h[0], atol=1e-5), t
+
+
+def test_cold_start_interest_is_built_like_the_training_interest(fitted: InterestRNN, data: RecData) -> None:
+    """Eq. (2) on a text stream (one behaviour per " . "-separated video text) gives the interest that
+    training computes from the same videos' topics: the cold path reads what training fed it."""
+    from vidpop.models.interest_rnn.batching import item_documents
+
+    m, s = fitted.module_, data.sequences[5]
+    docs = item_documents(data.items)
+    sums, totals = fitted._text_interests([" . ".join(docs[i] for i in s)])
+    seq, tim, lens = _padded(fitted, [s])
+    with torch.no_grad():
+        train_u = m.prefix_interests(seq, tim, lens)[0, len(s) - 1]
+    assert np.allclose(sums[0] / totals[0], train_u.numpy(), atol=1e-5)

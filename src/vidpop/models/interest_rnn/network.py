@@ -1,10 +1,14 @@
 """The torch network of ``interest_rnn``: item embeddings, the GRU and the softmax over the corpus.
 
-Step 0 of every sequence is the user's interest token ``T_u u`` (topic vector mapped into the
-interest space; a learned start vector when the interest part is switched off); step ``t >= 1`` is
-the interest embedding ``T_x s_{v_t}`` of the ``t``-th watched video. The output at step ``t``
-scores the next video against every item: ``(W_o h_t) . (T_x s_i + e_i) + b_i`` with an optional
-free item vector ``e_i`` (collaborative signal) on top of the content embedding.
+The GRU input at step ``t`` is ``T_x s_{v_t} (+) T_u u_t``: the interest embedding of the ``t``-th
+watched video concatenated with the user's topic interest ``u_t``, the time-decayed mean (Eq. 2) of
+the topics of ``v_1 .. v_t`` seen from the time of ``v_t``. Both parts read only interactions up to
+step ``t``, so the output at step ``t``, which predicts ``v_{t+1}``, never sees ``v_{t+1}`` or later; and
+it is computed by the same :meth:`InterestRNNNet.histories` at training and at prediction time.
+
+A cold-start user (text only) is one GRU step on ``e_none (+) T_u u_text``: a learned "no video" slot
+beside the interest of the user's text stream. Scores of the next video against every item:
+``(W_o h_t) . (T_x s_i + e_i) + b_i`` with an optional free item vector ``e_i`` (collaborative signal).
 """
 
 from __future__ import annotations
@@ -14,8 +18,10 @@ from dataclasses import dataclass
 import torch
 import torch.nn.functional as F
 from torch import nn
+from torch.nn.utils.rnn import pack_padded_sequence, pad_packed_sequence
 
 from vidpop.models.interest_rnn.semantic import SemanticEmbedding
+from vidpop.models.interest_rnn.topics import causal_decay_weights
 
 
 @dataclass
@@ -29,15 +35,24 @@ class NetDims:
 
 class InterestRNNNet(nn.Module):
     def __init__(
-        self, dims: NetDims, d_e: int, d_interest: int, hidden: int, use_semantic: bool, item_id_embedding: bool
+        self,
+        dims: NetDims,
+        d_e: int,
+        d_interest: int,
+        hidden: int,
+        use_semantic: bool,
+        item_id_embedding: bool,
+        decay: float = 0.1,
+        dropout: float = 0.0,
     ) -> None:
         super().__init__()
-        self.dims = dims
+        self.dims, self.decay = dims, decay
         self.sem = SemanticEmbedding(dims.d_text, dims.d_visual, d_e) if use_semantic else None
         self.T_x = nn.Linear(d_e if use_semantic else dims.d_text, d_interest)
         self.T_u = nn.Linear(dims.n_topics, d_interest) if dims.n_topics else None
-        self.start = nn.Parameter(torch.zeros(d_interest))
-        self.gru = nn.GRU(d_interest, hidden, batch_first=True)
+        self.no_item = nn.Parameter(torch.zeros(d_interest))  # the video slot of a cold-start step
+        self.gru = nn.GRU(d_interest * (2 if self.T_u is not None else 1), hidden, batch_first=True)
+        self.drop = nn.Dropout(dropout)
         self.W_o = nn.Linear(hidden, d_interest)
         self.item_id = nn.Embedding(dims.n_items, d_interest) if item_id_embedding else None
         if self.item_id is not None:
@@ -66,38 +81,56 @@ class InterestRNNNet(nn.Module):
     def item_interest(self, semantic: torch.Tensor) -> torch.Tensor:
         return self.T_x(semantic)
 
+    def item_targets(self, item_emb: torch.Tensor) -> torch.Tensor:
+        """Output-side item vectors ``T_x s_i + e_i`` (computed once per batch, shared by all steps)."""
+        return item_emb if self.item_id is None else item_emb + self.item_id.weight
+
     # ------------------------------------------------------------------ user side
-    def interest_token(self, topics: torch.Tensor | None, batch: int) -> torch.Tensor:
-        """``T_u u`` per user (``topics (B, K)``), or the learned start vector."""
-        if self.T_u is None or topics is None:
-            return self.start.expand(batch, -1)
-        return self.T_u(topics)
+    def prefix_interests(self, seq: torch.Tensor, times: torch.Tensor, lens: torch.Tensor) -> torch.Tensor | None:
+        """``u_t`` for every step ``(B, L, K)``: decayed topic means of each prefix (None without topics)."""
+        if self.T_u is None:
+            return None
+        topics = self.item_topics[seq.clamp(max=self.dims.n_items - 1)]
+        return causal_decay_weights(times, lens, self.decay) @ topics
 
-    def run(self, seq: torch.Tensor, start: torch.Tensor, item_emb: torch.Tensor) -> torch.Tensor:
-        """GRU outputs ``(B, L+1, hidden)`` over ``[start, emb(v_1) .. emb(v_L)]``; ``seq`` is padded
-        with ``n_items`` (a zero row). Output ``t`` has read ``v_1..v_t`` and predicts ``v_{t+1}``."""
+    def step_inputs(self, item_rows: torch.Tensor, interests: torch.Tensor | None) -> torch.Tensor:
+        """GRU inputs ``T_x s_v (+) T_u u`` from item interest rows and topic interests (same leading shape)."""
+        if self.T_u is None or interests is None:
+            return item_rows
+        return torch.cat([item_rows, self.T_u(interests)], dim=-1)
+
+    def history_inputs(
+        self, seq: torch.Tensor, times: torch.Tensor, lens: torch.Tensor, item_emb: torch.Tensor
+    ) -> torch.Tensor:
+        """GRU inputs ``(B, L, d_in)`` of right-padded histories (``seq`` padded with ``n_items``); the
+        input at step ``t`` depends on ``seq[:, :t+1]`` and ``times[:, :t+1]`` only."""
         padded = torch.cat([item_emb, item_emb.new_zeros(1, item_emb.shape[1])])
-        inputs = torch.cat([start[:, None, :], padded[seq]], dim=1)
-        out, _ = self.gru(inputs)
-        return out
+        return self.step_inputs(padded[seq], self.prefix_interests(seq, times, lens))
 
-    def step(self, item_emb_rows: torch.Tensor, h: torch.Tensor) -> torch.Tensor:
-        """One GRU step from state ``h (B, hidden)`` on the chosen items' embeddings."""
-        out, _ = self.gru(item_emb_rows[:, None, :], h[None].contiguous())
+    def cold_inputs(self, interests: torch.Tensor | None, batch: int) -> torch.Tensor:
+        """One-step inputs ``(B, d_in)`` of users known only by the topics of their text."""
+        slot = self.no_item.expand(batch, -1)
+        return self.step_inputs(slot, interests)
+
+    def histories(
+        self, seq: torch.Tensor, times: torch.Tensor, lens: torch.Tensor, item_emb: torch.Tensor
+    ) -> tuple[torch.Tensor, torch.Tensor]:
+        """GRU outputs ``(B, L, hidden)`` (output ``t`` has read ``v_1..v_t`` and predicts ``v_{t+1}``)
+        and the last state ``(B, hidden)`` of each history (lengths >= 1). Packed: no work on padding."""
+        x = self.drop(self.history_inputs(seq, times, lens, item_emb))
+        packed = pack_padded_sequence(x, lens.cpu(), batch_first=True, enforce_sorted=False)
+        out, last = self.gru(packed)
+        out, _ = pad_packed_sequence(out, batch_first=True, total_length=seq.shape[1])
+        return out, last[0]
+
+    def step(self, inputs: torch.Tensor, h: torch.Tensor | None = None) -> torch.Tensor:
+        """One GRU step ``(B, d_in) -> (B, hidden)`` from state ``h`` (zeros when None)."""
+        out, _ = self.gru(self.drop(inputs)[:, None, :], None if h is None else h[None].contiguous())
         return out[:, 0]
 
-    def logits(self, h: torch.Tensor, item_emb: torch.Tensor, items: torch.Tensor | None = None) -> torch.Tensor:
-        """Next-video scores ``(N, n)`` from GRU states ``h (N, hidden)`` against the rows of
-        ``item_emb`` (all items, or the items ``items`` when given)."""
-        ids = self.item_id.weight if items is None or self.item_id is None else self.item_id(items)
-        bias = self.item_bias if items is None else self.item_bias[items]
-        targets = item_emb if self.item_id is None else item_emb + ids
-        return self.W_o(h) @ targets.T + bias
-
-    def pair_logits(self, h: torch.Tensor, item_emb_rows: torch.Tensor, items: torch.Tensor) -> torch.Tensor:
-        """Score of one item per state: row ``j`` of ``h`` against ``item_emb_rows[j]`` (item ``items[j]``)."""
-        targets = item_emb_rows if self.item_id is None else item_emb_rows + self.item_id(items)
-        return (self.W_o(h) * targets).sum(-1) + self.item_bias[items]
+    def logits(self, h: torch.Tensor, targets: torch.Tensor) -> torch.Tensor:
+        """Next-video scores ``(N, n_items)`` of GRU states ``h (N, hidden)`` (``targets``: :meth:`item_targets`)."""
+        return self.W_o(self.drop(h)) @ targets.T + self.item_bias
 
     def l2(self) -> torch.Tensor:
         """``||theta||^2`` over every trainable parameter (the paper's lambda_4 term)."""

@@ -1,32 +1,36 @@
 """The training objective of ``interest_rnn``: one callable ``loss_fn(net, batch)`` for
 :func:`vidpop.training.loop.fit_module`, plus the per-epoch resampling of negatives.
 
-``L = L_rec + l1 L_sem + l2 L_int + l3 L_rel + l4 ||theta||^2``:
+``L = L_rec + l_cold L_cold + l1 L_sem + l2 L_int + l3 L_rel + l4 ||theta||^2``:
 
-* ``L_rec``: mean negative log-likelihood of each next video. ``softmax="full"`` normalises over the
-  whole corpus; ``softmax="sampled"`` over the true video plus ``n_sampled`` uniformly drawn videos
-  shared by the batch, their logits shifted by ``log((n_items - 1) / n_sampled)`` so the loss estimates
-  the full one (same scale). Sampled mode embeds only the batch's videos, which is what makes it fast.
+* ``L_rec``: mean negative log-likelihood of every next video ``v_{t+1}`` from the GRU output at step
+  ``t`` under a full softmax over the corpus. Every prefix of every user is a training example (the
+  paper's "sessions"), all in one packed GRU pass: the input at step ``t`` (video ``v_t`` and the
+  decayed interest ``u_t`` of ``v_1..v_t``) never contains the video it predicts.
+* ``L_cold``: the cold-start path (text only) trained the way it is used: one GRU step on the "no
+  video" slot and the interest ``u_t`` of a random prefix predicts ``v_{t+1}``, for a random
+  ``cold_fraction`` of the batch's users (in evaluation mode every 4th user and the last prefix, so
+  validation losses are deterministic).
 * ``L_sem``: bidirectional hinge contrastive loss between text and visual embeddings of the videos
   that have a visual feature; negatives resampled every epoch.
-* ``L_int``: distance between the user's topic interest ``T_u u`` and the decayed average of the
-  watched videos' interest embeddings ``T_x u~`` (same time-decay weights).
+* ``L_int``: at every step, distance between ``T_u u_t`` and the decayed average of the watched
+  videos' interest embeddings ``T_x u~_t`` (Eq. 3, same prefix weights).
 * ``L_rel``: triplet hinge on the last GRU states of (user, Jaccard neighbour, non-overlapping user).
 """
 
 from __future__ import annotations
 
-import math
 from typing import Any
 
 import numpy as np
 import torch
 import torch.nn.functional as F
+from tqdm.auto import tqdm
 
 from vidpop.models.interest_rnn import relevance
 from vidpop.models.interest_rnn.network import InterestRNNNet, interest_distance
 from vidpop.models.interest_rnn.semantic import contrastive_hinge, sample_negatives
-from vidpop.models.interest_rnn.topics import decayed_mean_torch
+from vidpop.models.interest_rnn.topics import causal_decay_weights
 
 
 class InterestObjective:
@@ -41,21 +45,21 @@ class InterestObjective:
         n_visual: int,
         rel: dict[str, Any] | None,
         rng: np.random.Generator,
+        n_train: int = 0,
     ) -> None:
-        self.c, self.seq, self.tim, self.lens, self.n_visual, self.rel, self.rng = (
-            config,
-            seq,
-            tim,
-            lens,
-            n_visual,
-            rel,
-            rng,
-        )
+        self.c, self.seq, self.tim, self.lens = config, seq, tim, lens
+        self.n_visual, self.rel, self.rng = n_visual, rel, rng
+        self.n_batches = -(-n_train // config.train.batch_size)
+        self.bar: tqdm | None = None
         self.sem_neg = torch.zeros(0, dtype=torch.long)
         self.triplets: tuple[torch.Tensor, torch.Tensor, torch.Tensor] | None = None
 
     def on_epoch_start(self, epoch: int) -> None:
-        """Fresh contrastive negatives and relevance triplets every epoch."""
+        """Fresh contrastive negatives and relevance triplets every epoch (and a batch progress bar)."""
+        if self.bar is not None:
+            self.bar.close()
+        show = self.c.train.progress and self.n_batches > 1
+        self.bar = tqdm(total=self.n_batches, desc=f"epoch {epoch}", unit="batch", leave=False, disable=not show)
         self.sem_neg = torch.from_numpy(sample_negatives(self.n_visual, self.rng))
         if self.rel is not None:
             pos, neg, valid = relevance.sample_triplets(self.rel["nb"], self.rel["watch"], self.rng)
@@ -63,31 +67,8 @@ class InterestObjective:
 
     # ------------------------------------------------------------------ pieces
     def _users(self, who: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
-        width = int(self.lens[who].max())
-        return self.seq[who, :width], self.tim[who, :width], self.lens[who]
-
-    def _topics(self, m: InterestRNNNet, s: torch.Tensor, t: torch.Tensor, n: torch.Tensor) -> torch.Tensor | None:
-        if not self.c.use_interest:
-            return None
-        return decayed_mean_torch(m.item_topics[s.clamp(max=m.dims.n_items - 1)], t, n, self.c.decay)
-
-    def _local(self, s: torch.Tensor, n: torch.Tensor, cand: torch.Tensor | None) -> torch.Tensor:
-        """Item indices of ``s`` as rows of the embedded candidate set (padding -> the zero row)."""
-        if cand is None:
-            return s
-        mask = torch.arange(s.shape[1])[None, :] < n[:, None]
-        local = torch.searchsorted(cand, s.clamp(max=int(cand.max())))
-        return torch.where(mask, local, torch.full_like(local, len(cand)))
-
-    def _rec_loss(
-        self, m: InterestRNNNet, h: torch.Tensor, target: torch.Tensor, emb: torch.Tensor, cand, neg
-    ) -> torch.Tensor:
-        if cand is None:
-            return F.cross_entropy(m.logits(h, emb), target)
-        pos_logit = m.pair_logits(h, emb[target], cand[target])[:, None]
-        neg_logits = m.logits(h, emb[neg], cand[neg]) + math.log((m.dims.n_items - 1) / len(neg))
-        neg_logits = neg_logits.masked_fill(cand[neg][None, :] == cand[target][:, None], float("-inf"))
-        return -F.log_softmax(torch.cat([pos_logit, neg_logits], 1), dim=1)[:, 0].mean()
+        width = max(int(self.lens[who].max()), 1)
+        return self.seq[who, :width], self.tim[who, :width], self.lens[who].clamp(min=1)
 
     def _sem_loss(self, m: InterestRNNNet) -> torch.Tensor:
         assert m.sem is not None
@@ -98,49 +79,62 @@ class InterestObjective:
         k = len(sub)
         return contrastive_hinge(e_t[:k], e_v[:k], e_t[k:], e_v[k:], self.c.margin_sem)
 
+    def _cold_loss(
+        self, m: InterestRNNNet, s: torch.Tensor, t: torch.Tensor, n: torch.Tensor, targets: torch.Tensor
+    ) -> torch.Tensor | None:
+        # a quarter of the users (by default) is enough for the one-step path; the full softmax is the cost
+        keep = torch.rand(len(n)) < self.c.cold_fraction if m.training else torch.arange(len(n)) % 4 == 0
+        ok = (n >= 2) & keep
+        if m.T_u is None or not ok.any():
+            return None
+        s, t, n = s[ok], t[ok], n[ok]
+        last = n - 2  # the prefix ending at step n-2 predicts the last video
+        pick = (torch.rand(len(n)) * (n - 1)).long().clamp(max=last) if m.training else last
+        interests = m.prefix_interests(s, t, n)
+        assert interests is not None
+        rows = torch.arange(len(n))
+        h = m.step(m.cold_inputs(interests[rows, pick], len(n)))
+        return F.cross_entropy(m.logits(h, targets), s[rows, pick + 1])
+
     # ------------------------------------------------------------------ the loss
     def __call__(self, m: InterestRNNNet, batch: dict[str, torch.Tensor]) -> tuple[torch.Tensor, dict[str, float]]:
         c = self.c
         u = batch["user"]
         s, t, n = self._users(u)
-        rel_users = None
-        if self.triplets is not None and c.lambda_rel:
-            ok = self.triplets[2][u]
-            if ok.any():
-                rel_users = (ok, torch.cat([self.triplets[0][u[ok]], self.triplets[1][u[ok]]]))
-        cand, neg = None, None
-        if c.softmax == "sampled":
-            pool = [s[torch.arange(s.shape[1])[None, :] < n[:, None]], torch.randint(0, m.dims.n_items, (c.n_sampled,))]
-            if rel_users is not None:
-                rs, _, rn = self._users(rel_users[1])
-                pool.append(rs[torch.arange(rs.shape[1])[None, :] < rn[:, None]])
-            cand = torch.unique(torch.cat(pool))
-            neg = torch.searchsorted(cand, pool[1])
-        sem = m.item_semantic(cand)
-        emb = m.item_interest(sem)
-        local = self._local(s, n, cand)
-        topics = self._topics(m, s, t, n)
-        start = m.interest_token(topics, len(u))
-        out = m.run(local, start, emb)
-        mask = torch.arange(s.shape[1])[None, :] < n[:, None]
-        l_rec = self._rec_loss(m, out[:, : s.shape[1]][mask], local[mask], emb, cand, neg)
-        total, logs = l_rec, {"rec": float(l_rec.detach())}
+        emb = m.item_interest(m.item_semantic())  # every item once per batch: the full softmax needs them
+        targets = m.item_targets(emb)
+        out, last = m.histories(s, t, n, emb)
+        steps = torch.arange(s.shape[1])
+        predicts = steps[None, : s.shape[1] - 1] < (n - 1)[:, None]  # output t (< n-1) predicts seq[t+1]
+        total = out.new_zeros(())
+        logs: dict[str, float] = {}
+        if predicts.any():
+            l_rec = F.cross_entropy(m.logits(out[:, :-1][predicts], targets), s[:, 1:][predicts])
+            total, logs["rec"] = total + l_rec, float(l_rec.detach())
+        if c.lambda_cold:
+            l_cold = self._cold_loss(m, s, t, n, targets)
+            if l_cold is not None:
+                total, logs["cold"] = total + c.lambda_cold * l_cold, float(l_cold.detach())
         if c.use_semantic and self.n_visual >= 2 and c.lambda_sem:
             l_sem = self._sem_loss(m)
             total, logs["sem"] = total + c.lambda_sem * l_sem, float(l_sem.detach())
-        if topics is not None and c.lambda_int:
-            padded = torch.cat([sem, sem.new_zeros(1, sem.shape[1])])
-            video_side = m.item_interest(decayed_mean_torch(padded[local], t, n, c.decay))
-            l_int = interest_distance(start, video_side)
+        if m.T_u is not None and c.lambda_int:
+            valid = steps[None, :] < n[:, None]
+            w = causal_decay_weights(t, n, c.decay)
+            user_side = m.T_u(w @ m.item_topics[s.clamp(max=m.dims.n_items - 1)])
+            video_side = w @ torch.cat([emb, emb.new_zeros(1, emb.shape[1])])[s]  # T_x of the decayed mean
+            l_int = interest_distance(user_side[valid], video_side[valid])
             total, logs["int"] = total + c.lambda_int * l_int, float(l_int.detach())
-        if rel_users is not None:
-            ok, who = rel_users
-            rs, rt, rn = self._users(who)
-            r_out = m.run(self._local(rs, rn, cand), m.interest_token(self._topics(m, rs, rt, rn), len(who)), emb)
-            r_last = r_out[torch.arange(len(who)), rn]
-            last = out[torch.arange(len(u)), n][ok]
-            l_rel = relevance.triplet_hinge(last, r_last[: len(last)], r_last[len(last) :], c.margin_rel)
-            total, logs["rel"] = total + c.lambda_rel * l_rel, float(l_rel.detach())
+        if self.triplets is not None and c.lambda_rel:
+            ok = self.triplets[2][u]
+            if ok.any():
+                who = torch.cat([self.triplets[0][u[ok]], self.triplets[1][u[ok]]])
+                _, r_last = m.histories(*self._users(who), emb)
+                k = int(ok.sum())
+                l_rel = relevance.triplet_hinge(last[ok], r_last[:k], r_last[k:], c.margin_rel)
+                total, logs["rel"] = total + c.lambda_rel * l_rel, float(l_rel.detach())
         if c.lambda_l2:
             total = total + c.lambda_l2 * m.l2()
+        if m.training and self.bar is not None:
+            self.bar.update()
         return total, logs

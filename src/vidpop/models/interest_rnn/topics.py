@@ -35,14 +35,26 @@ def decayed_mean(vectors: np.ndarray, times: np.ndarray, lam: float, t_ref: floa
     return (w[:, None] * vectors).sum(0) / w.sum()
 
 
-def decayed_mean_torch(values: torch.Tensor, times: torch.Tensor, lengths: torch.Tensor, lam: float) -> torch.Tensor:
-    """Batched :func:`decayed_mean` over right-padded ``values (B, L, d)``; the reference time is each
-    row's last valid time. Rows of length 0 give zeros."""
-    steps = torch.arange(values.shape[1], device=values.device)
-    mask = steps[None, :] < lengths[:, None]
-    last = times.gather(1, (lengths - 1).clamp(min=0)[:, None])
-    w = torch.exp(-lam * (last - times).abs()) * mask
-    return (w[..., None] * values).sum(1) / w.sum(1, keepdim=True).clamp(min=1e-12)
+def causal_decay_weights(times: torch.Tensor, lengths: torch.Tensor, lam: float) -> torch.Tensor:
+    """Prefix-wise decay weights ``(B, L, L)`` for right-padded ``times (B, L)``.
+
+    Row ``t`` holds ``exp(-lam |t_t - t_i|)`` for ``i <= t`` (normalised to sum 1) and 0 for ``i > t``:
+    the interest at step ``t`` is seen from the time of the ``t``-th interaction and reads only the
+    interactions up to it, so nothing after step ``t`` can reach the input of step ``t``. Rows at or past
+    a sequence's length are zero. One batched product gives every prefix's interest at once.
+    """
+    steps = torch.arange(times.shape[1], device=times.device)
+    valid = steps[None, :] < lengths[:, None]
+    causal = torch.ones(len(steps), len(steps), dtype=torch.bool, device=times.device).tril()
+    mask = causal[None] & valid[:, None, :] & valid[:, :, None]
+    w = torch.exp(-lam * (times[:, :, None] - times[:, None, :]).abs()) * mask
+    return w / w.sum(-1, keepdim=True).clamp(min=1e-12)
+
+
+def prefix_decayed_means(values: torch.Tensor, times: torch.Tensor, lengths: torch.Tensor, lam: float) -> torch.Tensor:
+    """Eq. (2) at every step: ``out[b, t]`` is the decayed mean of ``values[b, :t+1]`` seen from
+    ``times[b, t]`` (:func:`decayed_mean` of each prefix); zeros past a row's length."""
+    return causal_decay_weights(times, lengths, lam) @ values
 
 
 @dataclass
