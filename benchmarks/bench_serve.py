@@ -43,8 +43,7 @@ MODELS = Path(os.environ.get("VIDPOP_BENCH_MODELS", Path.home() / ".cache" / "vi
 
 def train_models(root: Path, rec: str) -> None:
     """Recommenders on all MicroLens users and a title-only PoE (skipped when already trained)."""
-    import vidpop.experiments.recipes  # noqa: F401  (registers the recipes)
-    from vidpop.training.ddp_entry import train
+    from vidpop.recipes import train
 
     jobs: list[tuple[str, str, dict[str, Any]]] = [
         (rec, "rec_" + rec.removeprefix("rec_"), {}),
