@@ -270,12 +270,12 @@ def check_targets(res: dict[str, Any]) -> list[dict[str, Any]]:
 def format_table(res: dict[str, Any]) -> str:
     lines = [f"leaderboard {res['dataset']} (target {res['target']}; split {res['split']})"]
     lines += [f"  {n}" for n in res["notes"]]
-    head = f"  {'model':34s} {'retr':>4s} " + " ".join(f"{m:>10s}" for m in METRICS) + f" {'seconds':>8s}  interval"
+    head = f"  {'model':40s} {'retr':>4s} " + " ".join(f"{m:>10s}" for m in METRICS) + f" {'seconds':>8s}  interval"
     lines += ["", head]
     for r in res["rows"]:
         cells = " ".join("         -" if r[m] is None else f"{r[m]:10.3f}" for m in METRICS)
         lines.append(
-            f"  {r['model']:34s} {'on' if r['retrieval'] else 'off':>4s} {cells} {r['seconds']:8.1f}  {r['interval']}"
+            f"  {r['model']:40s} {'on' if r['retrieval'] else 'off':>4s} {cells} {r['seconds']:8.1f}  {r['interval']}"
         )
     lines += ["", "targets:"]
     for t in res["targets"]:
