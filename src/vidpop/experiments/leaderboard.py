@@ -166,27 +166,34 @@ def fit_all(
     runs: list[tuple[lm.Run, bool]] = []
     if "mean" in models:
         runs.append((lm.run_mean(y, sp), False))
+
+    def done(new: list[tuple[lm.Run, bool]]) -> None:
+        runs.extend(new)
+        if progress:  # one line per fitted model: minutes of tuning should not be silent
+            for r, ret in new:
+                tqdm.write(f"{task.name}: {r.model} (retrieval {'on' if ret else 'off'}) {r.seconds:.0f} s")
+
     for retrieval in tqdm((False, True), desc=f"leaderboard {task.name}", disable=not progress):
         X = np.concatenate([feats.tab, feats.ret], axis=1) if retrieval else feats.tab
         bases: list[lm.Run] = []
         if "lightgbm" in models:
-            runs.append((lm.run_lightgbm(X, y, sp, 0, seed, quantiles=False)[0], retrieval))
+            done([(lm.run_lightgbm(X, y, sp, 0, seed, quantiles=False)[0], retrieval)])
             tuned = lm.run_lightgbm(X, y, sp, trials, seed)
-            runs += [(r, retrieval) for r in tuned]
+            done([(r, retrieval) for r in tuned])
             bases += tuned
         if "mlp" in models:
-            runs.append((lm.run_mlp(X, y, sp, seed), retrieval))
+            done([(lm.run_mlp(X, y, sp, seed), retrieval)])
         if "poe" in models:
             pX = PoEInputs({"textual": task.emb, "social": X}, {"textual": task.emb_mask}, task.text_view)
             poe = lm.run_poe(pX, y, sp, poe_trials, seed, poe_epochs)
-            runs += [(r, retrieval) for r in poe]
+            done([(r, retrieval) for r in poe])
             bases.append(poe[0])
         if "stacked" in models and bases:
             j = feats.ret_names.index("nn_wmean")
             ev, et = (feats.ret[sp.val, j], feats.ret[sp.test, j]) if retrieval else (np.empty(0), np.empty(0))
             point = [b for b in bases if "(CQR)" not in b.model]
             scaled = [b for b in bases if b.scale_val is not None]
-            runs.append((lm.run_stacked(y, sp, point, scaled, ev, et), retrieval))
+            done([(lm.run_stacked(y, sp, point, scaled, ev, et), retrieval)])
     return runs
 
 
