@@ -38,6 +38,8 @@ class LightGBMConfig(ModelConfig):
     num_threads: int = 1
     #: LightGBM objective; "" = the task default (regression: l2; classifier: binary / multiclass)
     objective: str = ""
+    #: the quantile of objective="quantile" (conformalised quantile regression fits 0.025 and 0.975)
+    alpha: float = 0.5
 
 
 class _LightGBMBase(VidpopModel):
@@ -62,6 +64,8 @@ class _LightGBMBase(VidpopModel):
         }
         if c.objective:
             params["objective"] = c.objective
+            if c.objective == "quantile":
+                params["alpha"] = c.alpha
         elif n_classes > 2:
             params.update(objective="multiclass", num_class=n_classes)
         elif n_classes == 2:

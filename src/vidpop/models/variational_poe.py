@@ -138,6 +138,10 @@ class VariationalPoEConfig(ModelConfig):
     #: seed of the prediction sampler: a saved model reloaded predicts identically
     sample_seed: int = 0
     text: ContrastiveTextConfig = field(default_factory=ContrastiveTextConfig)
+    #: "contrastive" (the paper's: a projection pre-trained by InfoNCE on two views, then fine-tuned) or
+    #: "direct" (the standardised embedding goes straight into the textual encoder, learned from the
+    #: targets only). Issue 13: the contrastive 20-d text expert alone reached Spearman 0.11 on SMP.
+    text_mode: str = "contrastive"
     train: TrainConfig = field(
         default_factory=lambda: TrainConfig(epochs=200, batch_size=128, lr=1e-3, weight_decay=1e-4, patience=20)
     )
@@ -161,7 +165,7 @@ class VariationalPoERegressor(VidpopModel):
         for m, dim in self.in_dims_.items():
             if not dim:
                 continue
-            raw_dim = self.text_in_ if m == "textual" else dim
+            raw_dim = self.text_in_ if m == "textual" and self.text_in_ else dim
             vals, mask = X.get(m, len(X), raw_dim)
             z = self.scalers_[m].transform(vals) if m in self.scalers_ else vals.astype(np.float32)
             out[m] = np.where(mask[:, None], z, 0.0).astype(np.float32)
@@ -202,7 +206,9 @@ class VariationalPoERegressor(VidpopModel):
             raise VidpopError("variational_poe: no modality is present in the training rows")
         for m in self.trained_modalities_:
             vals, mask = X.get(m)
-            if m == "textual":
+            if cfg.text_mode not in ("contrastive", "direct"):
+                raise VidpopError(f"text_mode must be 'contrastive' or 'direct', got '{cfg.text_mode}'")
+            if m == "textual" and cfg.text_mode == "contrastive":
                 self.text_in_ = vals.shape[1]
                 self.in_dims_[m] = cfg.text.out_dim
             else:
@@ -270,13 +276,44 @@ class VariationalPoERegressor(VidpopModel):
             out[:, start : start + len(mu)] = y.numpy() * self.y_std_ + self.y_mean_
         return out
 
+    def calibrate(self, X: PoEInputs, y: np.ndarray, levels: tuple[float, ...] = (0.95,)) -> VariationalPoERegressor:
+        """Conformalise the sampled intervals on a held-out part the model was not fitted on (CQR on the
+        sample quantiles, per target and level). The ELBO's predictive mixture over-covers in the tails
+        (95% intervals covered 98% of SMP test posts); this moves each bound by the conformal margin q
+        (negative q narrows) so that coverage is ≥ level with finite-sample validity."""
+        from vidpop.training.conformal import ConformalizedQuantile
+
+        samples = self.sample(X)
+        y = np.asarray(y, np.float64).reshape(len(y), -1)
+        self.interval_calibration_: dict[str, list[float]] = {}
+        for lv in levels:
+            lo, hi = sample_intervals(samples, lv)
+            qs = []
+            for j in range(y.shape[1]):
+                ok = np.isfinite(y[:, j])
+                qs.append(ConformalizedQuantile(lv).fit(lo[ok, j], hi[ok, j], y[ok, j]).q_ if ok.any() else 0.0)
+            self.interval_calibration_[f"{lv:g}"] = qs
+        return self
+
     def predict_interval(
-        self, X: PoEInputs, level: float = 0.95, n_samples: int | None = None, seed: int | None = None
+        self,
+        X: PoEInputs,
+        level: float = 0.95,
+        n_samples: int | None = None,
+        seed: int | None = None,
+        calibrated: bool = True,
     ) -> dict[str, np.ndarray]:
-        """Sample mean and central ``level`` interval per target: ``mean``, ``lower``, ``upper`` (n, targets)."""
+        """Sample mean and central ``level`` interval per target: ``mean``, ``lower``, ``upper`` (n, targets).
+
+        After :meth:`calibrate` at this level (and unless ``calibrated=False``) the bounds carry the
+        conformal margin; ``calibrated`` in the result says which."""
         samples = self.sample(X, n_samples, seed)
         lo, hi = sample_intervals(samples, level)
-        return {"mean": samples.mean(axis=0), "lower": lo, "upper": hi}
+        cal = getattr(self, "interval_calibration_", {}).get(f"{level:g}") if calibrated else None
+        if cal is not None:
+            q = np.asarray(cal, np.float64)
+            lo, hi = lo - q, hi + q
+        return {"mean": samples.mean(axis=0), "lower": lo, "upper": hi, "calibrated": np.asarray(cal is not None)}
 
     def predict(self, X: PoEInputs) -> np.ndarray:
         """The sample mean, (n,) for one target or (n, targets)."""

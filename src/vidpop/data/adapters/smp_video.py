@@ -107,6 +107,9 @@ class SMPVideoAdapter(Adapter):
                 "archive_video_path": raw["video_path"],
                 "video_height": raw["video_height"],
                 "video_width": raw["video_width"],
+                # kept for the tabular features (issue 13: every field of the posts/videos/users tables)
+                "music_duration": pd.to_numeric(raw["music_duration"], errors="coerce").astype("float64"),
+                "video_ratio": raw["video_ratio"],
             }
         )
         n_user_rows = sum(len(u) for u in users)

@@ -1,0 +1,53 @@
+"""Prediction quality (issue 13): the leaderboard of every popularity model on SMP-Video (time split)
+and MicroLens views (seeded random split), retrieval features off and on; real data, cached features.
+
+Budget: ≤ 20 min on 2 cores with a warm feature cache (``VIDPOP_QUALITY_TRIALS`` / ``..._POE_TRIALS`` /
+``..._POE_EPOCHS`` shrink or grow the tuning budget). Writes ``benchmarks/results/quality.json``.
+
+    PYTHONPATH=src python -m benchmarks.quality
+"""
+
+from __future__ import annotations
+
+import os
+import time
+
+import torch
+
+from benchmarks.common import Table, report, verdict
+from vidpop.experiments.leaderboard import METRICS, format_table, run_leaderboard
+
+RUNS: tuple[tuple[str, str], ...] = (("smp_video_2025", "time"), ("microlens", "random"))
+
+
+def main() -> None:
+    torch.set_num_threads(1)
+    trials = int(os.environ.get("VIDPOP_QUALITY_TRIALS", "20"))
+    poe_trials = int(os.environ.get("VIDPOP_QUALITY_POE_TRIALS", "4"))
+    poe_epochs = int(os.environ.get("VIDPOP_QUALITY_POE_EPOCHS", "80"))
+    only = os.environ.get("VIDPOP_QUALITY_DATA")
+    t0 = time.perf_counter()
+    tables, results = [], {}
+    for data, split in RUNS:
+        if only and data != only:
+            continue
+        res = run_leaderboard(data, split, trials, poe_trials, 0, None, True, poe_epochs)
+        print(format_table(res), flush=True)
+        t = Table(f"{data} ({split} split, target {res['target']})", ["model", "retrieval", *METRICS, "seconds"])
+        for r in res["rows"]:
+            t.add(r["model"], r["retrieval"], *(r[m] if r[m] is not None else "-" for m in METRICS), r["seconds"])
+        for g in res["targets"]:
+            t.add(f"target: {g['target']}", verdict(g["met"]), *([""] * (len(METRICS) + 1)))
+        tables.append(t)
+        results[data] = res
+    total = time.perf_counter() - t0
+    budget = Table("budget", ["what", "value"])
+    budget.add("total seconds (target <= 1200 on 2 cores, warm cache)", total)
+    budget.add("within budget", verdict(total <= 1200))
+    tables.append(budget)
+    settings = {"trials": trials, "poe_trials": poe_trials, "poe_epochs": poe_epochs, "load": os.getloadavg()}
+    report("quality", tables, {"leaderboards": results, "settings": settings, "seconds": total})
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,68 @@
+"""The leaderboard experiment on a small SYNTHETIC task (fast), and the command's user errors (real data)."""
+
+from __future__ import annotations
+
+import numpy as np
+import pandas as pd
+import pytest
+
+from vidpop.experiments import leaderboard as L
+
+
+def _task(n: int = 240) -> L.LeaderboardTask:
+    rng = np.random.default_rng(0)
+    frame = pd.DataFrame(
+        {
+            "video_id": [f"v{i}" for i in range(n)],
+            "title": [" ".join(rng.choice(["cook", "dog", "diy", "sea", "fyp"], 3)) for _ in range(n)],
+            "published_at": pd.Timestamp("2023-01-01", tz="UTC") + pd.to_timedelta(rng.permutation(n), "D"),
+            "duration": rng.uniform(1, 100, n),
+            "author_id": [f"a{i % 30}" for i in range(n)],
+            "author_followers": rng.uniform(0, 1e5, n),
+        }
+    )
+    emb = rng.normal(size=(n, 8)).astype(np.float32)
+    y = 8 + emb[:, 0] + np.log1p(frame["author_followers"].to_numpy()) / 3 + 0.3 * rng.normal(size=n)
+    return L.LeaderboardTask("synthetic", frame, y, "y", L.smp_time_split(frame["published_at"]), emb, np.ones(n, bool))
+
+
+def test_time_split_sizes_and_order() -> None:
+    task = _task(4000 // 10)
+    sp, t = task.split, task.frame["published_at"]
+    assert sp.sizes() == {"train": 280, "val": 40, "test": 80}
+    assert t.iloc[sp.train].max() < t.iloc[sp.val].min() and t.iloc[sp.val].max() < t.iloc[sp.test].min()
+
+
+def test_every_model_is_measured_with_and_without_retrieval_and_beats_the_mean() -> None:
+    task = _task()
+    feats = L.build_features(task, k=5)
+    runs = L.fit_all(task, feats, trials=2, models=("mean", "lightgbm", "stacked"), progress=False)
+    rows = [L.row(r, task.y[task.split.test], ret) for r, ret in runs]
+    names = {(r["model"], r["retrieval"]) for r in rows}
+    for m in ("lightgbm", "lightgbm_tuned", "lightgbm_tuned (CQR)", "stacked"):
+        assert (m, False) in names and (m, True) in names
+    mean = next(r for r in rows if r["model"] == "train_mean")
+    best = min(rows, key=lambda r: r["MAE"])
+    assert best["MAE"] < 0.8 * mean["MAE"] and best["Spearman"] > 0.5
+    assert set(L.METRICS) <= set(rows[0]) and all(r["coverage95"] is not None for r in rows)
+    assert "synthetic" in L.format_table({"dataset": "synthetic", "target": "y", "split": {}, "notes": [],
+                                          "rows": rows, "targets": []})  # fmt: skip
+
+
+def test_mape_is_relative_absolute_error() -> None:
+    assert L.mape(np.array([10.0, 5.0]), np.array([8.0, 6.0])) == pytest.approx((0.2 + 0.2) / 2)
+
+
+def test_leaderboard_command_refuses_a_time_split_without_times() -> None:
+    from typer.testing import CliRunner
+
+    from vidpop.cli import app
+    from vidpop.data.adapters import get_adapter
+    from vidpop.errors import DataNotFoundError, VidpopError
+
+    try:
+        get_adapter("microlens").load()
+    except DataNotFoundError as exc:
+        pytest.skip(f"MicroLens not staged: {exc}")
+    res = CliRunner().invoke(app, ["leaderboard", "--data", "microlens", "--split", "time"])
+    assert isinstance(res.exception, VidpopError) and "no publication time" in str(res.exception)
