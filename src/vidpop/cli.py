@@ -53,7 +53,12 @@ GROUPS: dict[str, tuple[str, str]] = {
 }
 #: modules that add top-level commands with ``register(root)``; they import only light modules at
 #: module level (their commands import the stack inside the function bodies)
-TOP_LEVEL = ("vidpop.commands.demo", "vidpop.commands.product", "vidpop.commands.report")
+TOP_LEVEL = (
+    "vidpop.commands.demo",
+    "vidpop.commands.leaderboard",
+    "vidpop.commands.product",
+    "vidpop.commands.report",
+)
 
 
 class LazyGroup(TyperGroup):

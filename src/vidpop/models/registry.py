@@ -50,6 +50,7 @@ MODULES: dict[str, str] = {
     "rec_sasrec": "vidpop.models.rec_baselines.sasrec",
     "rec_sca": "vidpop.models.rec_baselines.cold_start",
     "relation_mtl": "vidpop.models.relation_mtl",
+    "stacked": "vidpop.models.stacked",
     "static_dnn": "vidpop.models.interest_rnn.static",
     "variational_poe": "vidpop.models.variational_poe",
 }
