@@ -40,8 +40,11 @@ from vidpop.models.relation_features import (
     DATASET_PRESETS,
     WideFeatureBuilder,
     WideFeatureConfig,
+    _ns,
+    _shift,
     relation_inputs,
     select_related,
+    trailing_level,
 )
 from vidpop.models.relation_mtl import RelationMTLConfig, RelationMTLRegressor
 from vidpop.training import metrics
@@ -73,6 +76,9 @@ class RelationSetup:
     aux: str = "follows"
     #: a 0/1 column: only rows with 1 are labelled (train/test); the others still serve as competitors
     label_filter: str = ""
+    #: models learn log target minus the mean log target of the titles known within this many days
+    #: before the prediction date (the market level; 0 = off). Leak-free: only earlier, known labels
+    level_window: int = 0
 
 
 def setup_for(dataset: str, **overrides: Any) -> RelationSetup:
@@ -120,6 +126,8 @@ class Prepared:
     related: np.ndarray  # (n, n_related) positions, -1 = padding
     feature_names: list[str]
     builder: WideFeatureBuilder
+    #: (n, 2) per-row offset subtracted from y for training and added back to predictions (0 = none)
+    offset: np.ndarray | None = None
 
     def inputs(self, rows: np.ndarray) -> dict[str, np.ndarray]:
         return relation_inputs(self.features, self.related[rows], rows)
@@ -155,7 +163,14 @@ def prepare(ds: VideoDataset, setup: RelationSetup, horizon: int, title_emb: np.
     cats = v["category"] if setup.same_category else None
     related = select_related(v["published_at"], np.arange(len(v)), pool, setup.n_related, cats)
     split.info.update(cutoff=str(cutoff), n_pool=len(pool))
-    return Prepared(split, feats, y, related, builder.feature_names_, builder)
+    offset = np.zeros_like(y)
+    if setup.level_window > 0:
+        query = _shift(_ns(v["published_at"]), -horizon)
+        known = _shift(_ns(v["published_at"]), builder.config.label_delay_days)
+        for j in range(2):
+            lvl = trailing_level(query, known, np.where(labelled, y[:, j], np.nan), setup.level_window)
+            offset[:, j] = np.where(np.isfinite(lvl), lvl, np.nanmean(y[tr, j]))
+    return Prepared(split, feats, y, related, builder.feature_names_, builder, offset)
 
 
 SPLIT_PARTS = ("train", "val", "test", "all")
@@ -200,7 +215,13 @@ def _report(y_true: np.ndarray, pred: np.ndarray) -> dict[str, float]:
 
 def _predict(model: Any, prep: Prepared, rows: np.ndarray) -> np.ndarray:
     x = prep.features[rows] if isinstance(model, LightGBMRegressor) else prep.inputs(rows)
-    return np.asarray(model.predict(x), np.float64)
+    off = 0.0 if prep.offset is None else prep.offset[rows, 0]
+    return np.asarray(model.predict(x), np.float64) + off
+
+
+def _target(prep: Prepared, rows: np.ndarray) -> np.ndarray:
+    """What the models learn: y minus the per-row offset (the market level, when on)."""
+    return prep.y[rows] - (0.0 if prep.offset is None else prep.offset[rows])
 
 
 def run_variant(
@@ -211,7 +232,9 @@ def run_variant(
     s = prep.split
     if variant == "LightGBM":
         model: Any = LightGBMRegressor(dataclasses.replace(setup.lightgbm, seed=seed))
-        model.fit(prep.features[s.train], prep.y[s.train, 0], prep.features[s.val], prep.y[s.val, 0])
+        model.fit(
+            prep.features[s.train], _target(prep, s.train)[:, 0], prep.features[s.val], _target(prep, s.val)[:, 0]
+        )
     elif variant in VARIANTS:
         use_rel, mtl = VARIANTS[variant]
         cfg = setup.model
@@ -224,7 +247,7 @@ def run_variant(
             train=dataclasses.replace(cfg.train, seed=seed, progress=progress),
         )
         model = RelationMTLRegressor(cfg)
-        model.fit(prep.inputs(s.train), prep.y[s.train], prep.inputs(s.val), prep.y[s.val])
+        model.fit(prep.inputs(s.train), _target(prep, s.train), prep.inputs(s.val), _target(prep, s.val))
     else:
         raise VidpopError(f"unknown variant '{variant}'; known: {[*VARIANTS, 'LightGBM']}")
     report = _report(prep.y[s.test, 0], _predict(model, prep, s.test))
@@ -242,7 +265,8 @@ def ablation(
 ) -> dict[str, Any]:
     """R², MAE and Spearman (mean and std over ``seeds``) per horizon and variant on the test titles.
 
-    ``on_horizon(result_so_far)`` is called after each horizon (the CLI writes partial results with it).
+    ``on_horizon(result_so_far)`` is called after each variant of each horizon (the CLI writes partial
+    results with it).
     """
     from tqdm.auto import tqdm
 
@@ -282,9 +306,9 @@ def ablation(
             }
             # the seeds' mean prediction: what a user gets from a seed ensemble
             info["rows"][v]["r2_ensemble"] = metrics.r2(prep.y[prep.split.test, 0], np.mean(preds, axis=0))
-        out["horizons"][str(h)] = info
-        if on_horizon:
-            on_horizon(out)
+            out["horizons"][str(h)] = info
+            if on_horizon:  # partial results after every variant (long runs on a busy machine)
+                on_horizon(out)
     bar.close()
     return out
 

@@ -167,6 +167,26 @@ def asof_target_stats(
     return out
 
 
+def trailing_level(
+    query_ns: np.ndarray, hist_known_ns: np.ndarray, hist_target: np.ndarray, window_days: int, min_count: int = 20
+) -> np.ndarray:
+    """Per query row: the mean target of the history rows known strictly before ``query_ns`` and at
+    most ``window_days`` earlier (widened to the latest ``min_count`` known rows when the window holds
+    fewer); NaN when nothing is known yet. The market's level on the prediction date: Bilibili's
+    plays grow year on year, so a level fitted on older titles lags the test period."""
+    ok = np.isfinite(hist_target) & (hist_known_ns != _NO_TIME)
+    order = np.argsort(hist_known_ns[ok], kind="stable")
+    kt, ty = hist_known_ns[ok][order], np.asarray(hist_target, np.float64)[ok][order]
+    csum = np.concatenate([[0.0], np.cumsum(ty)])
+    end = np.searchsorted(kt, query_ns, side="left")  # rows known strictly before the query
+    start = np.searchsorted(kt, _shift(query_ns, -window_days), side="left")
+    start = np.minimum(start, np.maximum(end - min_count, 0))
+    n = end - start
+    with np.errstate(invalid="ignore", divide="ignore"):
+        level = (csum[end] - csum[start]) / n
+    return np.where((n > 0) & (query_ns != _NO_TIME), level, np.nan)
+
+
 class WideFeatureBuilder:
     """Fit on the training rows of a split (``fit_transform``), then ``transform`` any rows."""
 
