@@ -1,4 +1,5 @@
-"""Relation network + multi-task regressor: the horizon ablation table and training a saved model."""
+"""Relation network + multi-task regressor: the horizon ablation table, each title's competitors and training
+a saved model."""
 
 from __future__ import annotations
 
@@ -10,6 +11,7 @@ import typer
 
 from vidpop.errors import VidpopError
 from vidpop.experiments import relation as exp
+from vidpop.experiments import relation_tuning as tuning
 
 NAME = "relation"
 app = typer.Typer(no_args_is_help=True)
@@ -25,6 +27,7 @@ def _setup(
     same_category: bool,
     title: str | None,
     epochs: int | None,
+    model_params: Path | None = None,
 ) -> exp.RelationSetup:
     if dataset not in DATASETS:
         raise VidpopError(f"--dataset must be one of {DATASETS}")
@@ -37,6 +40,12 @@ def _setup(
     setup = exp.setup_for(dataset, horizons=hs, cutoff=cutoff, n_related=n_related, same_category=same_category)
     if title:
         setup = dataclasses.replace(setup, features=dataclasses.replace(setup.features, title=title))
+    if model_params:
+        if not model_params.exists():
+            raise VidpopError(f"--model-params: {model_params} does not exist")
+        params = json.loads(model_params.read_text())
+        params = params.get("best_params", params)  # a tuning.json or a flat {name: value}
+        setup = dataclasses.replace(setup, model=tuning.apply_params(setup.model, params))
     if epochs:
         m = setup.model
         setup = dataclasses.replace(
@@ -62,10 +71,13 @@ def ablation(
         None, "--title", help="title features: tfidf_svd | minilm | none (default: dataset preset)"
     ),
     epochs: int | None = typer.Option(None, "--epochs", help="max epochs of the neural variants"),
+    model_params: Path | None = typer.Option(
+        None, "--model-params", help="JSON of relation_mtl parameters (e.g. the tuning.json of `relation tune`)"
+    ),
     out: Path | None = typer.Option(None, "--out", help="write ablation.json and ablation.md here"),
 ) -> None:
     """DNN, DNN+MTL, DNN+RN+MTL and LightGBM at each horizon on one temporal split (R², MAE, Spearman)."""
-    setup = _setup(dataset, horizons, cutoff, n_related, same_category, title, epochs)
+    setup = _setup(dataset, horizons, cutoff, n_related, same_category, title, epochs, model_params)
     names = tuple(v.strip() for v in variants.split(",") if v.strip())
     bad = [v for v in names if v not in (*exp.VARIANTS, "LightGBM")]
     if bad:
@@ -92,6 +104,78 @@ def ablation(
     typer.echo(table)
     if out:
         typer.echo(f"wrote {out / 'ablation.json'} and {out / 'ablation.md'}")
+
+
+@app.command("competitors")
+def competitors(
+    dataset: str = typer.Option("bilibili_bangumi_series", "--dataset", help=f"one of {', '.join(DATASETS)}"),
+    split: str = typer.Option("test", "--split", help=f"which titles to list: {' | '.join(exp.SPLIT_PARTS)}"),
+    horizon: int = typer.Option(7, "--horizon", min=0, help="horizon in days (decides the train/val/test parts)"),
+    cutoff: str | None = typer.Option(None, "--cutoff", help="test = released at/after this date"),
+    n_related: int = typer.Option(3, "--n-related", min=1, help="competitors per title"),
+    same_category: bool = typer.Option(False, "--same-category", help="competitors only from the same category"),
+    limit: int = typer.Option(0, "--limit", min=0, help="print at most this many titles (0 = all)"),
+    as_json: bool = typer.Option(False, "--json", help="print JSON instead of text"),
+) -> None:
+    """Each title's competitors: the titles released closest before it, with their release dates."""
+    setup = _setup(dataset, str(horizon), cutoff, n_related, same_category, None, None)
+    ds = exp.load_dated(dataset)
+    prep = exp.prepare(ds, setup, horizon, exp.title_embeddings(ds, setup.features.title, progress=False))
+    table = exp.competitor_table(ds, prep, split)
+    shown = table[:limit] if limit else table
+    if as_json:
+        typer.echo(
+            json.dumps(
+                {"dataset": dataset, "split": split, "horizon_days": horizon, "titles": shown},
+                ensure_ascii=False,
+                indent=2,
+            )
+        )
+        return
+    distinct = len({tuple(c["video_id"] for c in row["competitors"]) for row in table})
+    typer.echo(
+        f"{dataset}, {split} part at horizon {horizon} d: {len(table)} titles, {distinct} distinct competitor sets"
+    )
+    for row in shown:
+        typer.echo(f"{row['released']}  {row['title']}")
+        for c in row["competitors"]:
+            typer.echo(f"    {c['released']} ({c['days_before']:>4} d before)  {c['title']}")
+        if not row["competitors"]:
+            typer.echo("    (no earlier title)")
+
+
+@app.command("tune")
+def tune(
+    out: Path = typer.Option(..., "--out", help="model directory to write (config.json + tuning.json)"),
+    dataset: str = typer.Option("bilibili_bangumi_series", "--dataset", help=f"one of {', '.join(DATASETS)}"),
+    horizon: int = typer.Option(7, "--horizon", min=0, help="horizon in days"),
+    trials: int = typer.Option(20, "--trials", min=1, help="Optuna trials (fixed budget)"),
+    seed: int = typer.Option(0, "--seed", help="seed of the sampler and of every trial's training"),
+    cutoff: str | None = typer.Option(None, "--cutoff", help="test = released at/after this date"),
+    n_related: int = typer.Option(3, "--n-related", min=1),
+    epochs: int | None = typer.Option(None, "--epochs", help="max epochs per trial"),
+) -> None:
+    """Tune DNN+RN+MTL on the validation titles only, then train the chosen configuration and save it.
+
+    The test titles are scored once, after the choice, for the final number."""
+    setup = _setup(dataset, str(horizon), cutoff, n_related, False, None, epochs)
+    ds = exp.load_dated(dataset)
+    prep = exp.prepare(ds, setup, horizon, exp.title_embeddings(ds, setup.features.title))
+    s = prep.split
+    out.mkdir(parents=True, exist_ok=True)
+    result = tuning.tune(
+        prep.inputs(s.train), prep.y[s.train], prep.inputs(s.val), prep.y[s.val], setup.model, trials, seed
+    )
+    chosen = dataclasses.replace(setup, model=tuning.apply_params(setup.model, result["best_params"]))
+    report, model = exp.run_variant(prep, "DNN+RN+MTL", chosen, seed=seed)
+    model.save(out)  # its config.json records the chosen hyper-parameters
+    result.update(dataset=dataset, horizon_days=horizon, split=s.sizes(), final={"seed": seed, **report})
+    (out / "tuning.json").write_text(json.dumps(result, indent=2, default=str))
+    typer.echo(f"{dataset}, horizon {horizon} d: {s.sizes()}; {trials} trials scored on validation only")
+    typer.echo("chosen: " + ", ".join(f"{k}={v}" for k, v in result["best_params"].items()))
+    typer.echo(f"validation R² of the chosen trial {result['best_val_r2']:.3f}")
+    typer.echo(f"final model: validation R² {report['val_r2']:.3f}, test R² {report['r2']:.3f} (test read once)")
+    typer.echo(f"saved -> {out} (config.json, tuning.json)")
 
 
 @app.command("train")

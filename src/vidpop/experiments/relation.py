@@ -2,11 +2,23 @@
 ablation (DNN, DNN+MTL, DNN+RN+MTL; optionally DNN+RN) against LightGBM on the same features and split.
 
 Protocol per horizon H: ``temporal_split(times, cutoff, H)`` — train (and the last 10 % of it as
-validation, for early stopping) on titles released before ``cutoff - H``, test on titles released at or
-after ``cutoff``. Wide features are fitted on the training rows only. The competitor pool of every row
-is the set of titles released before ``cutoff - H`` (labelled or not: competitors contribute features,
-never labels), and a competitor must be released strictly before its target, so no future title and no
-test-period title is ever a competitor. Targets: log1p(views) (main) and log1p(aux) (auxiliary).
+validation, for early stopping and tuning) on titles released before ``cutoff - H``, test on titles
+released at or after ``cutoff``. Targets: log1p(views) (main) and log1p(aux) (auxiliary).
+
+What is known on a title's prediction date ``release - H`` (the same rule for every row, so a test
+title is treated exactly like a training title):
+
+* competitors: the ``n_related`` titles released closest before the title's own release (labelled or
+  not, from any period). The release schedule and the metadata of announced titles (tags, cast,
+  staff, studio, title, episodes) are taken as known H days ahead, as the paper does when it
+  predicts 360 days before release with competitors "with the closest releasing dates";
+* a competitor enters with its *own* feature vector, i.e. its statistics as of its own prediction
+  date, which is no later than the target's. A competitor's label (views) is never an input;
+* studio / cast / staff target statistics: only titles released before the prediction date (plus the
+  preset's label delay), see :func:`vidpop.models.relation_features.asof_target_stats`. These may
+  include labelled titles of the test period released before the title's prediction date — on that
+  date they are past titles, exactly as training titles are for a training row;
+* the fitted transforms (vocabularies, TF-IDF/SVD, standardisation) see the training rows only.
 """
 
 from __future__ import annotations
@@ -28,8 +40,11 @@ from vidpop.models.relation_features import (
     DATASET_PRESETS,
     WideFeatureBuilder,
     WideFeatureConfig,
+    _ns,
+    _shift,
     relation_inputs,
     select_related,
+    trailing_level,
 )
 from vidpop.models.relation_mtl import RelationMTLConfig, RelationMTLRegressor
 from vidpop.training import metrics
@@ -61,6 +76,9 @@ class RelationSetup:
     aux: str = "follows"
     #: a 0/1 column: only rows with 1 are labelled (train/test); the others still serve as competitors
     label_filter: str = ""
+    #: models learn log target minus the mean log target of the titles known within this many days
+    #: before the prediction date (the market level; 0 = off). Leak-free: only earlier, known labels
+    level_window: int = 0
 
 
 def setup_for(dataset: str, **overrides: Any) -> RelationSetup:
@@ -108,6 +126,8 @@ class Prepared:
     related: np.ndarray  # (n, n_related) positions, -1 = padding
     feature_names: list[str]
     builder: WideFeatureBuilder
+    #: (n, 2) per-row offset subtracted from y for training and added back to predictions (0 = none)
+    offset: np.ndarray | None = None
 
     def inputs(self, rows: np.ndarray) -> dict[str, np.ndarray]:
         return relation_inputs(self.features, self.related[rows], rows)
@@ -127,23 +147,62 @@ def prepare(ds: VideoDataset, setup: RelationSetup, horizon: int, title_emb: np.
         labelled &= v[setup.label_filter].to_numpy(np.float64) == 1
     # split the labelled rows only (the validation part = the latest 10 % of labelled training titles) ...
     split = temporal_split(v["published_at"].where(labelled), cutoff, horizon)
-    # ... while every title released before cutoff - horizon, labelled or not, may be a competitor
-    pool = np.flatnonzero((v["published_at"] < pd.Timestamp(split.info["train_end"])).to_numpy())
+    # ... while every dated title, labelled or not, may be a competitor of a later one
+    pool = np.flatnonzero(v["published_at"].notna().to_numpy())
     if len(split.train) < 20 or len(split.test) == 0:
         raise NoLabelledDataError(
             f"{ds.name}, horizon {horizon} d, cutoff {cutoff:%Y-%m-%d}: {len(split.train)} labelled training and "
             f"{len(split.test)} test titles; too few for this horizon"
         )
-    builder = WideFeatureBuilder(setup.features)
+    builder = WideFeatureBuilder(dataclasses.replace(setup.features or WideFeatureConfig(), horizon_days=horizon))
     tr = split.train
     emb = (lambda rows: None) if title_emb is None else (lambda rows: title_emb[rows])
-    fitted = builder.fit_transform(v.iloc[tr], y[tr, 0], emb(tr))
+    history = (v, np.where(labelled, y[:, 0], np.nan))  # each row reads only what was known on its date
+    builder.fit_transform(v.iloc[tr], y[tr, 0], emb(tr), history=history)
     feats = builder.transform(v, emb(np.arange(len(v))))
-    feats[tr] = fitted  # training rows keep their leave-one-out author statistics
     cats = v["category"] if setup.same_category else None
     related = select_related(v["published_at"], np.arange(len(v)), pool, setup.n_related, cats)
     split.info.update(cutoff=str(cutoff), n_pool=len(pool))
-    return Prepared(split, feats, y, related, builder.feature_names_, builder)
+    offset = np.zeros_like(y)
+    if setup.level_window > 0:
+        query = _shift(_ns(v["published_at"]), -horizon)
+        known = _shift(_ns(v["published_at"]), builder.config.label_delay_days)
+        for j in range(2):
+            lvl = trailing_level(query, known, np.where(labelled, y[:, j], np.nan), setup.level_window)
+            offset[:, j] = np.where(np.isfinite(lvl), lvl, np.nanmean(y[tr, j]))
+    return Prepared(split, feats, y, related, builder.feature_names_, builder, offset)
+
+
+SPLIT_PARTS = ("train", "val", "test", "all")
+
+
+def competitor_table(ds: VideoDataset, prep: Prepared, part: str = "test") -> list[dict[str, Any]]:
+    """Each title of one split part with its competitors (title, id, release date, days before)."""
+    if part not in SPLIT_PARTS:
+        raise VidpopError(f"--split must be one of {SPLIT_PARTS}, got '{part}'")
+    v = ds.videos
+    rows = np.arange(len(v)) if part == "all" else getattr(prep.split, part)
+    t = pd.to_datetime(v["published_at"], utc=True)
+    out = []
+    for r in rows:
+        comps = [int(c) for c in prep.related[r] if c >= 0]
+        out.append(
+            {
+                "video_id": str(v["video_id"].iloc[r]),
+                "title": str(v["title"].iloc[r]),
+                "released": f"{t.iloc[r]:%Y-%m-%d}",
+                "competitors": [
+                    {
+                        "video_id": str(v["video_id"].iloc[c]),
+                        "title": str(v["title"].iloc[c]),
+                        "released": f"{t.iloc[c]:%Y-%m-%d}",
+                        "days_before": int((t.iloc[r] - t.iloc[c]).days),
+                    }
+                    for c in comps
+                ],
+            }
+        )
+    return out
 
 
 def _report(y_true: np.ndarray, pred: np.ndarray) -> dict[str, float]:
@@ -154,32 +213,46 @@ def _report(y_true: np.ndarray, pred: np.ndarray) -> dict[str, float]:
     }
 
 
+def _predict(model: Any, prep: Prepared, rows: np.ndarray) -> np.ndarray:
+    x = prep.features[rows] if isinstance(model, LightGBMRegressor) else prep.inputs(rows)
+    off = 0.0 if prep.offset is None else prep.offset[rows, 0]
+    return np.asarray(model.predict(x), np.float64) + off
+
+
+def _target(prep: Prepared, rows: np.ndarray) -> np.ndarray:
+    """What the models learn: y minus the per-row offset (the market level, when on)."""
+    return prep.y[rows] - (0.0 if prep.offset is None else prep.offset[rows])
+
+
 def run_variant(
     prep: Prepared, variant: str, setup: RelationSetup, seed: int, progress: bool = False
 ) -> tuple[dict[str, float], Any]:
-    """Train one variant on the prepared split; test metrics on log1p(target) and the fitted model."""
+    """Train one variant on the prepared split; test metrics on log1p(target) (plus ``val_r2``, the
+    validation R² that any choice must be based on) and the fitted model."""
     s = prep.split
     if variant == "LightGBM":
         model: Any = LightGBMRegressor(dataclasses.replace(setup.lightgbm, seed=seed))
-        model.fit(prep.features[s.train], prep.y[s.train, 0], prep.features[s.val], prep.y[s.val, 0])
-        pred = model.predict(prep.features[s.test])
-        return _report(prep.y[s.test, 0], pred), model
-    if variant not in VARIANTS:
+        model.fit(
+            prep.features[s.train], _target(prep, s.train)[:, 0], prep.features[s.val], _target(prep, s.val)[:, 0]
+        )
+    elif variant in VARIANTS:
+        use_rel, mtl = VARIANTS[variant]
+        cfg = setup.model
+        # an MTL variant keeps the configured λ (0.5 if the config says 0); the others drop the aux head
+        aux_weight = (cfg.aux_weight or 0.5) if mtl else 0.0
+        cfg = dataclasses.replace(
+            cfg,
+            use_relation=use_rel,
+            aux_weight=aux_weight,
+            train=dataclasses.replace(cfg.train, seed=seed, progress=progress),
+        )
+        model = RelationMTLRegressor(cfg)
+        model.fit(prep.inputs(s.train), _target(prep, s.train), prep.inputs(s.val), _target(prep, s.val))
+    else:
         raise VidpopError(f"unknown variant '{variant}'; known: {[*VARIANTS, 'LightGBM']}")
-    use_rel, mtl = VARIANTS[variant]
-    cfg = setup.model
-    # an MTL variant keeps the configured λ (0.5 if the config says 0); the others drop the aux head
-    aux_weight = (cfg.aux_weight or 0.5) if mtl else 0.0
-    cfg = dataclasses.replace(
-        cfg,
-        use_relation=use_rel,
-        aux_weight=aux_weight,
-        train=dataclasses.replace(cfg.train, seed=seed, progress=progress),
-    )
-    model = RelationMTLRegressor(cfg)
-    model.fit(prep.inputs(s.train), prep.y[s.train], prep.inputs(s.val), prep.y[s.val])
-    pred = model.predict(prep.inputs(s.test))
-    return _report(prep.y[s.test, 0], pred), model
+    report = _report(prep.y[s.test, 0], _predict(model, prep, s.test))
+    report["val_r2"] = metrics.r2(prep.y[s.val, 0], _predict(model, prep, s.val)) if len(s.val) else float("nan")
+    return report, model
 
 
 def ablation(
@@ -192,7 +265,8 @@ def ablation(
 ) -> dict[str, Any]:
     """R², MAE and Spearman (mean and std over ``seeds``) per horizon and variant on the test titles.
 
-    ``on_horizon(result_so_far)`` is called after each horizon (the CLI writes partial results with it).
+    ``on_horizon(result_so_far)`` is called after each variant of each horizon (the CLI writes partial
+    results with it).
     """
     from tqdm.auto import tqdm
 
@@ -221,16 +295,20 @@ def ablation(
         has_rel = (prep.related[prep.split.test] >= 0).sum(axis=1)
         info["test_mean_competitors"] = float(has_rel.mean())
         for v in variants:
-            runs = []
+            runs, preds = [], []
             for s in range(seeds):
-                runs.append(run_variant(prep, v, setup, seed=s)[0])
+                report, model = run_variant(prep, v, setup, seed=s)
+                runs.append(report)
+                preds.append(_predict(model, prep, prep.split.test))
                 bar.update(1)
             info["rows"][v] = {k: float(np.mean([r[k] for r in runs])) for k in runs[0]} | {
                 f"{k}_std": float(np.std([r[k] for r in runs])) for k in runs[0]
             }
-        out["horizons"][str(h)] = info
-        if on_horizon:
-            on_horizon(out)
+            # the seeds' mean prediction: what a user gets from a seed ensemble
+            info["rows"][v]["r2_ensemble"] = metrics.r2(prep.y[prep.split.test, 0], np.mean(preds, axis=0))
+            out["horizons"][str(h)] = info
+            if on_horizon:  # partial results after every variant (long runs on a busy machine)
+                on_horizon(out)
     bar.close()
     return out
 
@@ -251,13 +329,17 @@ def markdown_table(result: dict[str, Any]) -> str:
         f"(test: released at/after the cutoff; mean ± std over {result['seeds']} seeds)",
         "",
     ]
-    lines.append("| horizon (d) | train / val / test | model | R² | MAE (log) | Spearman |")
-    lines.append("|---|---|---|---|---|---|")
+    lines.append(
+        "| horizon (d) | train / val / test | model | validation R² | test R² | test R², seed ensemble "
+        "| test MAE (log) | test Spearman |"
+    )
+    lines.append("|---|---|---|---|---|---|---|---|")
     for h, info in result["horizons"].items():
         sizes = f"{info['train']} / {info['val']} / {info['test']}"
         for v, r in info["rows"].items():
             lines.append(
-                f"| {h} | {sizes} | {v} | {r['r2']:.3f} ± {r['r2_std']:.3f} | {r['mae']:.3f} ± {r['mae_std']:.3f} | "
+                f"| {h} | {sizes} | {v} | {r.get('val_r2', float('nan')):.3f} | {r['r2']:.3f} ± {r['r2_std']:.3f} | "
+                f"{r.get('r2_ensemble', float('nan')):.3f} | {r['mae']:.3f} ± {r['mae_std']:.3f} | "
                 f"{r['spearman']:.3f} ± {r['spearman_std']:.3f} |"
             )
     held = ordering_held(result)

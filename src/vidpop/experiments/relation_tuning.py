@@ -1,0 +1,109 @@
+"""Validation-only tuning of the relation network + multi-task regressor (issue 13, ask 3).
+
+Optuna's TPE sampler, seeded, with a fixed number of trials. Every trial trains DNN+RN+MTL on the
+training titles of one horizon (early stopping on the validation titles, as every fit does) and is
+scored by R² of log1p(target) on those validation titles. The test titles are not read here at
+all: :func:`tune` only gets the training and validation rows of the prepared split, so no choice
+can depend on them. The caller measures the chosen configuration on the test part once, at the end.
+
+Search space (the paper fixes the architecture's shape — deep e(), 3-layer g and f, n = 3 — and
+leaves widths, λ, γ and the optimiser open): hidden width, depth of e(), dropout, λ (aux_weight),
+γ (l2_weight), learning rate, batch size and whether the heads also read o (``head_skip``).
+"""
+
+from __future__ import annotations
+
+import dataclasses
+from collections.abc import Callable
+from typing import Any
+
+import numpy as np
+
+from vidpop.errors import VidpopError
+from vidpop.models.relation_mtl import RelationMTLConfig, RelationMTLRegressor
+from vidpop.training import metrics
+
+
+def suggest(trial: Any, base: RelationMTLConfig) -> RelationMTLConfig:
+    """One point of the search space, on top of ``base`` (use_relation and epochs stay as in base)."""
+    train = dataclasses.replace(
+        base.train,
+        lr=trial.suggest_float("lr", 2e-4, 3e-3, log=True),
+        batch_size=trial.suggest_categorical("batch_size", [32, 64, 128]),
+        weight_decay=0.0,  # γ·‖W‖² is the paper's regulariser; no second one
+    )
+    return dataclasses.replace(
+        base,
+        hidden=trial.suggest_categorical("hidden", [32, 64, 128]),
+        encoder_layers=trial.suggest_int("encoder_layers", 2, 15),
+        dropout=trial.suggest_float("dropout", 0.0, 0.5),
+        aux_weight=trial.suggest_float("aux_weight", 0.05, 1.0, log=True),
+        l2_weight=trial.suggest_float("l2_weight", 1e-6, 1e-3, log=True),
+        head_skip=trial.suggest_categorical("head_skip", [True, False]),
+        train=train,
+    )
+
+
+def apply_params(base: RelationMTLConfig, params: dict[str, Any]) -> RelationMTLConfig:
+    """``base`` with the flat parameters of a trial (train.* keys: lr, batch_size) applied."""
+    train_keys = {f.name for f in dataclasses.fields(base.train)}
+    model_keys = {f.name for f in dataclasses.fields(base)} - {"train"}
+    unknown = set(params) - train_keys - model_keys
+    if unknown:
+        known = sorted(model_keys | train_keys)
+        raise VidpopError(f"unknown relation_mtl parameter(s) {sorted(unknown)}; known: {known}")
+    train = dataclasses.replace(base.train, **{k: v for k, v in params.items() if k in train_keys})
+    return dataclasses.replace(base, **{k: v for k, v in params.items() if k in model_keys}, train=train)
+
+
+def tune(
+    train_inputs: dict[str, np.ndarray],
+    y_train: np.ndarray,
+    val_inputs: dict[str, np.ndarray],
+    y_val: np.ndarray,
+    base: RelationMTLConfig,
+    n_trials: int = 20,
+    seed: int = 0,
+    progress: bool = True,
+    on_trial: Callable[[dict[str, Any]], None] | None = None,
+) -> dict[str, Any]:
+    """Seeded TPE search scored by validation R² (main target). Returns the best parameters, the
+    best configuration and every trial (parameters, validation R², best epoch)."""
+    import optuna
+    from tqdm.auto import tqdm
+
+    if n_trials < 1:
+        raise VidpopError("--trials must be at least 1")
+    if len(y_val) < 5:
+        raise VidpopError("tuning needs a validation part (at least 5 titles)")
+    optuna.logging.set_verbosity(optuna.logging.WARNING)
+    trials: list[dict[str, Any]] = []
+    bar = tqdm(total=n_trials, desc="relation tuning (validation R²)", disable=not progress)
+
+    def objective(trial: optuna.Trial) -> float:
+        cfg = suggest(trial, dataclasses.replace(base, use_relation=True))
+        cfg = dataclasses.replace(cfg, train=dataclasses.replace(cfg.train, seed=seed, progress=False))
+        model = RelationMTLRegressor(cfg).fit(train_inputs, y_train, val_inputs, y_val)
+        r2 = metrics.r2(y_val[:, 0], model.predict(val_inputs))
+        row = {"trial": trial.number, "params": trial.params, "val_r2": float(r2)}
+        row["best_epoch"] = int(model.history_.get("best_epoch", -1))
+        trials.append(row)
+        bar.update(1)
+        bar.set_postfix(best=max(t["val_r2"] for t in trials))
+        if on_trial:
+            on_trial(row)
+        return float(r2) if np.isfinite(r2) else -1e9
+
+    study = optuna.create_study(direction="maximize", sampler=optuna.samplers.TPESampler(seed=seed))
+    study.optimize(objective, n_trials=n_trials)
+    bar.close()
+    best = study.best_trial
+    cfg = apply_params(dataclasses.replace(base, use_relation=True), best.params)
+    return {
+        "n_trials": n_trials,
+        "seed": seed,
+        "best_params": dict(best.params),
+        "best_val_r2": float(best.value),
+        "config": dataclasses.asdict(cfg),
+        "trials": trials,
+    }
