@@ -153,34 +153,42 @@ def _queries(
     exclude_seen: bool,
 ) -> tuple[list[UserQuery], list[np.ndarray], np.ndarray, np.ndarray, list[np.ndarray]]:
     """Per test user: the query (history/text from the input period), the ground truth and the items
-    the protocol itself removes from the ranking (cold start only)."""
-    index = pd.Index(item_ids)
-    in_groups = dict(tuple(inputs.groupby("user_id", sort=False)))
-    tr_groups = dict(tuple(truths.groupby("user_id", sort=False)))
+    the protocol itself removes from the ranking (cold start only). Vectorised: one sort per frame,
+    then array slices per user (50,000 users in seconds)."""
+    index, uidx = pd.Index(item_ids), pd.Index(users)
+    in_u = uidx.get_indexer(inputs["user_id"])
+    in_order = np.flatnonzero(in_u >= 0)
+    in_order = in_order[np.argsort(in_u[in_order], kind="stable")]  # keeps time order inside a user
+    in_vid = inputs["video_id"].to_numpy(dtype=object)[in_order]
+    in_t = inputs["t"].to_numpy(dtype="float64")[in_order]
+    in_code = index.get_indexer(in_vid).astype(np.int64)
+    in_bounds = np.searchsorted(in_u[in_order], np.arange(len(users) + 1))
+    tru = truths[["user_id", "video_id"]].drop_duplicates()  # first occurrence order, like pd.unique
+    if exclude_seen:
+        seen_pairs = inputs[["user_id", "video_id"]].drop_duplicates()
+        tru = tru.merge(seen_pairs, how="left", on=["user_id", "video_id"], indicator=True)
+        tru = tru[tru["_merge"] == "left_only"]
+    tr_u = uidx.get_indexer(tru["user_id"])
+    tr_order = np.flatnonzero(tr_u >= 0)
+    tr_order = tr_order[np.argsort(tr_u[tr_order], kind="stable")]
+    tr_code = index.get_indexer(tru["video_id"].to_numpy(dtype=object)[tr_order]).astype(np.int64)
+    tr_bounds = np.searchsorted(tr_u[tr_order], np.arange(len(users) + 1))
     queries, truth, oov, kept, exclude = [], [], [], [], []
-    for u in users:
-        inp, tru = in_groups.get(u), tr_groups.get(u)
-        if tru is None:
-            continue
-        in_vids = inp["video_id"].tolist() if inp is not None else []
-        rel = pd.unique(tru["video_id"])
-        if exclude_seen:
-            seen_ids = set(in_vids)
-            rel = np.array([v for v in rel if v not in seen_ids], dtype=object)
-        if not len(rel):
-            continue  # nothing new to predict for this user
-        codes = index.get_indexer(rel)
-        text = " . ".join(texts.get(v, "") for v in in_vids)
-        hc = index.get_indexer(in_vids) if in_vids else np.zeros(0, np.int64)
-        seen = hc[hc >= 0].astype(np.int64)
+    for i, u in enumerate(users):
+        codes = tr_code[tr_bounds[i] : tr_bounds[i + 1]]
+        if not len(codes):
+            continue  # no ground truth, or nothing new to predict for this user
+        lo, hi = in_bounds[i], in_bounds[i + 1]
+        hc, known = in_code[lo:hi], in_code[lo:hi] >= 0
+        seen = hc[known]
+        text = " . ".join(texts.get(v, "") for v in in_vid[lo:hi])
         if cold_start:
             q = UserQuery(history=np.zeros(0, np.int64), times=None, text=text)
         else:
-            t = inp["t"].to_numpy(dtype="float64") if inp is not None else np.zeros(0)
-            q = UserQuery(history=seen, times=t[hc >= 0], text=text)
+            q = UserQuery(history=seen, times=in_t[lo:hi][known], text=text)
         exclude.append(seen if cold_start and exclude_seen else np.zeros(0, np.int64))
         queries.append(q)
-        truth.append(codes[codes >= 0].astype(np.int64))
+        truth.append(codes[codes >= 0])
         oov.append(int((codes < 0).sum()))
         kept.append(u)
     return queries, truth, np.asarray(oov, np.int64), np.asarray(kept, dtype=str), exclude
