@@ -67,14 +67,18 @@ def test_f_is_the_harmonic_mean_of_averaged_precision_and_recall() -> None:
     assert m["P@5"] == pytest.approx(0.6) and m["R@5"] == pytest.approx(0.525)
     assert m["F@5"] == pytest.approx(2 * 0.6 * 0.525 / 1.125)  # 0.56, from the means
     assert m["F1@5 (per-user mean)"] == pytest.approx((1.0 + 0.08) / 2)  # 0.54, the old "F1@5"
-    assert list(m) == metric_names(ProtocolConfig()) == [
-        "P@5",
-        "R@5",
-        "F@5",
-        "F1@5 (per-user mean)",
-        "HR@10",
-        "NDCG@10",
-    ]
+    assert (
+        list(m)
+        == metric_names(ProtocolConfig())
+        == [
+            "P@5",
+            "R@5",
+            "F@5",
+            "F1@5 (per-user mean)",
+            "HR@10",
+            "NDCG@10",
+        ]
+    )
 
 
 def _loo_log() -> VideoDataset:
@@ -84,7 +88,9 @@ def _loo_log() -> VideoDataset:
     for u in range(6):
         seq = [f"v{(u + j) % 6}" for j in range(4)] + [f"v{9 + u}" if u < 3 else f"v{(u + 4) % 6}"]
         rows += [(f"u{u}", v, t) for t, v in enumerate(seq)]
-    return VideoDataset("synthetic_loo", videos, interactions=pd.DataFrame(rows, columns=["user_id", "video_id", "position"]))
+    return VideoDataset(
+        "synthetic_loo", videos, interactions=pd.DataFrame(rows, columns=["user_id", "video_id", "position"])
+    )
 
 
 class Oracle(Recommender):
@@ -137,7 +143,9 @@ def test_score_keeps_its_estimator_meaning_and_the_old_matrix_alias() -> None:
     hr = knn.score(q, split.truth[: len(q)])
     assert isinstance(hr, float)
     ranked = knn.recommend(q, k=10)
-    assert hr == pytest.approx(np.mean([bool(set(r) & set(t)) for r, t in zip(ranked, split.truth[: len(q)], strict=True)]))
+    assert hr == pytest.approx(
+        np.mean([bool(set(r) & set(t)) for r, t in zip(ranked, split.truth[: len(q)], strict=True)])
+    )
     with pytest.warns(DeprecationWarning):
         np.testing.assert_array_equal(knn.score(q), knn.full_sort_scores(q))
 
