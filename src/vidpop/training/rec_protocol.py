@@ -11,6 +11,10 @@ NOTES FOR MODEL AUTHORS (read this if you write a :class:`~vidpop.models.recomme
   reading your config), a tuple such as ``("title_minilm",)``. Before ``fit`` the protocol fills
   ``RecData.item_features[kind]`` / ``item_feature_present[kind]`` aligned to item indices via
   :func:`vidpop.data.sequences.attach_item_features` (features helper's ``dataset_features``, cached).
+* Implement ``full_sort_scores(queries) -> (n_queries, n_items)`` (the old name ``score`` still works
+  as an alias; ``score(queries, relevant)`` is now the estimator's number, HR@10).
+* Leave-one-out: set ``uses_validation = True`` and ``fit(data, validation=RecValidation, protocol=cfg)``
+  receives the validation items (training histories -> second-to-last item) for early stopping.
 * Evaluation calls ``model.recommend(queries, k=max(k, rank_k), exclude_seen=cfg.exclude_seen)`` on
   batches of ``batch_size`` test users. Override ``recommend`` for greedy generation; with
   ``exclude_seen`` never return an item of ``q.history``.
