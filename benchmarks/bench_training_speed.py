@@ -1,96 +1,108 @@
-"""(d) Training speed on MicroLens: seconds per epoch of the interest RNN and of the strongest baselines.
+"""(d) Training speed on MicroLens: seconds per epoch of every recommender on ALL users.
 
-One epoch over all 50,000 users takes many minutes on a shared 2-core box, longer than the whole
-``make bench`` budget, so each model trains one epoch on two nested seeded samples of users (the
-protocol's long user split; item features attached beforehand and not timed) and the full-data figure
-is extrapolated with a line through the two points (a fixed per-epoch cost — e.g. the interest RNN's
-item-side losses — plus a cost per training interaction). Measured and extrapolated figures are both
-written; the extrapolated one is labelled as such. ``rec_itemknn`` has no epochs: its whole fit.
+The data are the leave-one-out training view of ``vidpop rec loo`` (all 50,000 users, the whole
+catalogue; the text models' topic/TF-IDF fits on the same users). Each model trains one epoch (one
+ALS sweep for LFM; the whole fit for models without epochs) in its own forked process, so that
+``resource.getrusage(RUSAGE_SELF).ru_maxrss`` is that model's peak RSS and ``process_time`` its CPU
+seconds. Torch models time their own epoch (without the validation pass); torch uses
+``VIDPOP_BENCH_THREADS`` threads (default 2). Restrict the models with ``VIDPOP_BENCH_MODELS=a,b``.
 """
 
 from __future__ import annotations
 
 import dataclasses
+import multiprocessing as mp
 import os
+import resource
+import time
 from typing import Any
 
-import numpy as np
-
-from benchmarks.common import Table, measure, report
+from benchmarks.common import Table, report
 from vidpop.data.adapters import get_adapter
-from vidpop.data.schema import VideoDataset
 from vidpop.data.sequences import attach_item_features
 from vidpop.models import build_model
-from vidpop.training.rec_protocol import ProtocolConfig, make_user_split, needed_item_features
+from vidpop.training.rec_protocol import ProtocolConfig, RecSplit, loo_split, needed_item_features
 
-SAMPLE_USERS = tuple(int(v) for v in os.environ.get("VIDPOP_BENCH_USERS", "1000,2500").split(","))
-#: (label, registered model, overrides, has epochs)
-MODELS: list[tuple[str, str, dict[str, Any], bool]] = [
-    ("interest_rnn (full model)", "interest_rnn", {}, True),
-    ("rec_sasrec (strongest epoch-trained baseline)", "rec_sasrec", {}, True),
-    ("rec_itemknn (no epochs: whole fit)", "rec_itemknn", {}, False),
+THREADS = int(os.environ.get("VIDPOP_BENCH_THREADS", "2"))
+#: (registered model, what one "epoch" is)
+MODELS: list[tuple[str, str]] = [
+    ("rec_random", "whole fit"),
+    ("rec_pop", "whole fit"),
+    ("rec_itemknn", "whole fit"),
+    ("rec_lfm", "one ALS sweep"),
+    ("rec_fpmc", "one epoch"),
+    ("rec_sasrec", "one epoch"),
+    ("interest_rnn", "one epoch"),
+    ("rec_mknn", "whole fit"),
+    ("rec_cb", "whole fit"),
+    ("rec_sca", "whole fit"),
 ]
+_SPLIT: dict[str, RecSplit] = {}  # filled before forking: the children share it copy-on-write
 
 
-def _one_epoch(name: str, overrides: dict[str, Any]) -> Any:
-    model = build_model(name, **overrides)
+def _one_epoch(name: str) -> Any:
+    model = build_model(name)
     cfg = model.config
-    if hasattr(cfg, "epochs"):
-        cfg.epochs = 1
+    for attr, value in (("iterations", 1), ("progress", False)):
+        if hasattr(cfg, attr):
+            setattr(cfg, attr, value)
     if dataclasses.is_dataclass(getattr(cfg, "train", None)):
-        cfg.train = dataclasses.replace(cfg.train, epochs=1, progress=False, patience=0)
-    if hasattr(cfg, "progress"):
-        cfg.progress = False
+        cfg.train = dataclasses.replace(cfg.train, epochs=1, progress=False, patience=0, num_threads=THREADS)
     return model
 
 
-def _fit_line(xs: list[float], ys: list[float], x: float) -> float:
-    """Affine extrapolation through the measured points (fixed per-epoch cost + cost per interaction)."""
-    b, a = np.polyfit(np.asarray(xs, float), np.asarray(ys, float), 1)
-    return float(a + b * x) if b >= 0 else float("nan")  # a negative slope is noise, not a figure
+def _child(name: str, queue: Any) -> None:
+    import torch
+
+    torch.set_num_threads(THREADS)
+    split = _SPLIT["loo"]
+    try:
+        model = _one_epoch(name)
+        kinds = needed_item_features(model)
+        if kinds:
+            attach_item_features(split.train, _SPLIT["ds"], kinds, progress=False)  # type: ignore[arg-type]
+        t0, c0 = time.perf_counter(), time.process_time()
+        model.fit(split.train)
+        wall, cpu = time.perf_counter() - t0, time.process_time() - c0
+        own = getattr(model, "seconds_per_epoch_", None)
+        queue.put(
+            {
+                "seconds_per_epoch": float(own) if own else wall,
+                "fit_seconds": wall,
+                "cpu_seconds": cpu,
+                "peak_rss_mb": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024,
+            }
+        )
+    except Exception as exc:  # one failing model must not hide the others
+        queue.put({"error": f"{type(exc).__name__}: {exc}"[:200]})
 
 
 def run() -> dict[str, Any]:
-    full = get_adapter("microlens").load()
-    pcfg = ProtocolConfig(mode="long", max_test_users=200, progress=False)
-    counts = full.interactions.groupby("user_id").size()
-    full_inter = int(counts[counts >= pcfg.min_user_interactions].sum())
-    order = np.random.default_rng(0).permutation(counts.index.to_numpy())
-    measured: dict[str, list[tuple[int, float, Any]]] = {name: [] for _, name, _, _ in MODELS}
-    sizes: list[tuple[int, int]] = []
-    for n_users in SAMPLE_USERS:
-        users = set(order[: min(n_users, len(order))])  # nested samples: the larger contains the smaller
-        inter = full.interactions[full.interactions["user_id"].isin(users)]
-        # same name as the full dataset: item features come from (and go to) its feature store
-        sub = VideoDataset(full.name, videos=full.videos, interactions=inter.reset_index(drop=True), meta=full.meta)
-        split = make_user_split(sub, pcfg)
-        n_sub = int(split.info["interactions"])
-        sizes.append((len(users), n_sub))
-        for _, name, overrides, _ in MODELS:
-            model = _one_epoch(name, overrides)
-            attach_item_features(split.train, sub, needed_item_features(model), progress=False)
-            with measure() as m:
-                model.fit(split.train)
-            epochs = max(int(getattr(model, "epochs_run_", 1) or 1), 1)
-            per_epoch = float(getattr(model, "seconds_per_epoch_", 0) or m.seconds / epochs)
-            measured[name].append((n_sub, per_epoch, m))
-    head = ", ".join(f"{u} users = {n:,} interactions" for u, n in sizes)
-    table = Table(f"Training speed on MicroLens (samples: {head}; all users = {full_inter:,} interactions)",
-                  ["model", *[f"s/epoch at {u} users" for u, _ in sizes], "s/epoch all users (extrapolated)",
-                   "peak RSS MB"])  # fmt: skip
-    out: dict[str, Any] = {"samples": [{"users": u, "interactions": n} for u, n in sizes],
-                           "full_interactions": full_inter, "models": {}}  # fmt: skip
-    for label, name, _, has_epochs in MODELS:
-        pts = measured[name]
-        est = _fit_line([p[0] for p in pts], [p[1] for p in pts], full_inter)
-        rss = max(p[2].peak_rss_mb for p in pts)
-        table.add(label, *[p[1] for p in pts], est, rss)
-        out["models"][name] = {
-            "label": label, "seconds_per_epoch_measured": {str(p[0]): round(p[1], 3) for p in pts},
-            "seconds_per_epoch_sample": round(pts[-1][1], 3),
-            "seconds_per_epoch_full_extrapolated": round(est, 1), "has_epochs": has_epochs,
-            "fit": [p[2].as_dict() for p in pts],
-        }  # fmt: skip
+    ds = get_adapter("microlens").load()
+    split = loo_split(ds, ProtocolConfig(progress=False))
+    _SPLIT.update(loo=split, ds=ds)  # type: ignore[dict-item]
+    wanted = [m for m in os.environ.get("VIDPOP_BENCH_MODELS", "").split(",") if m]
+    models = [(n, w) for n, w in MODELS if not wanted or n in wanted]
+    n_inter = sum(len(s) for s in split.train.sequences)
+    title = (
+        f"Training speed on MicroLens, all {split.train.n_users:,} users ({n_inter:,} training interactions, "
+        f"{split.train.n_items:,} items), torch threads {THREADS}, load {os.getloadavg()[0]:.1f}"
+    )
+    table = Table(title, ["model", "unit", "s/epoch", "CPU s", "peak RSS MB", "note"])
+    out: dict[str, Any] = {"users": split.train.n_users, "interactions": n_inter, "threads": THREADS, "models": {}}
+    ctx = mp.get_context("fork")
+    for name, unit in models:
+        queue = ctx.Queue()
+        proc = ctx.Process(target=_child, args=(name, queue))
+        proc.start()
+        res = queue.get()
+        proc.join()
+        if "error" in res:
+            table.add(name, unit, None, None, None, res["error"])
+        else:
+            table.add(name, unit, res["seconds_per_epoch"], res["cpu_seconds"], res["peak_rss_mb"], "")
+        out["models"][name] = {"unit": unit, "has_epochs": unit != "whole fit", **res}
+        print(f"{name}: {res}", flush=True)
     report("training_speed", [table], out)
     return out
 

@@ -70,9 +70,11 @@ def summary(ran: dict[str, dict[str, Any]]) -> Table:
     ts = _load("training_speed") if "training_speed" in ran else None
     if ts:
         for name, r in ts["models"].items():
-            value = f"{r['seconds_per_epoch_full_extrapolated']} s (sample: {r['seconds_per_epoch_sample']} s)"
-            what = "per epoch" if r["has_epochs"] else "whole fit"
-            t.add("training_speed", f"{name} {what}, all users (extrapolated)", value, "reported")
+            if "error" in r:
+                t.add("training_speed", f"{name} {r.get('unit', '')}, all users", r["error"][:60], "failed")
+                continue
+            value = f"{r['seconds_per_epoch']:.1f} s ({r['cpu_seconds']:.0f} CPU s, {r['peak_rss_mb']:.0f} MB)"
+            t.add("training_speed", f"{name} {r['unit']}, all users", value, "reported")
     return t
 
 

@@ -141,7 +141,7 @@ def test_negatives_and_jaccard_neighbours() -> None:
 # ---------------------------------------------------------------- the estimator
 def test_shapes_and_scores(fitted: InterestRNN, data: RecData) -> None:
     q = [UserQuery(history=np.array([0, 1, 2])), UserQuery(history=np.array([], np.int64), text="spicy noodles recipe")]
-    s = fitted.score(q)
+    s = fitted.full_sort_scores(q)
     assert s.shape == (2, data.n_items) and np.isfinite(s).all()
     assert np.allclose(np.exp(s).sum(1), 1.0, atol=1e-4)  # log-probabilities of the next video
 
@@ -178,7 +178,7 @@ def test_save_load_identical_scores(fitted: InterestRNN, tmp_path: Path) -> None
     q = [UserQuery(history=np.array([5, 6, 7])), UserQuery(history=np.array([], np.int64), text="anime villain")]
     fitted.save(tmp_path / "m")
     again = load_model(tmp_path / "m")
-    assert np.allclose(again.score(q), fitted.score(q), atol=1e-6)
+    assert np.allclose(again.full_sort_scores(q), fitted.full_sort_scores(q), atol=1e-6)
     assert np.array_equal(again.recommend(q, k=5), fitted.recommend(q, k=5))
 
 

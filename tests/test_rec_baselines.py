@@ -24,15 +24,14 @@ WORDS = ["football", "cooking", "anime", "music", "travel", "gaming"]
 PER_CLUSTER = 15
 FAST = {
     "rec_lfm": {"factors": 16, "iterations": 6, "progress": False},
-    "rec_fpmc": {"dim": 16, "epochs": 15, "batch_size": 512, "lr": 1e-2, "progress": False},
+    "rec_fpmc": {
+        "dim": 16,
+        "train": {"epochs": 15, "batch_size": 512, "lr": 1e-2, "optimizer": "adam", "progress": False},
+    },
     "rec_sasrec": {
         "dim": 16,
-        "epochs": 30,
-        "lr": 5e-3,
-        "batch_size": 64,
         "max_len": 10,
-        "negatives": 32,
-        "progress": False,
+        "train": {"epochs": 30, "lr": 5e-3, "batch_size": 16, "optimizer": "adam", "progress": False},
     },
     "rec_mknn": {"topics": {"n_topics": 6, "max_iter": 20}, "neighbours": 20},
     "rec_sca": {"topics": {"n_topics": 6, "max_iter": 20}, "lfm": {"factors": 16, "iterations": 6, "progress": False}},
@@ -83,9 +82,9 @@ def test_baselines_beat_random_and_reload_identically(ds: VideoDataset, cold: bo
         assert m["NDCG@10"] > rnd["NDCG@10"], (name, m, rnd)
         if name != "rec_pop":  # learners find the clusters, popularity only the big ones
             assert m["HR@10"] > 0.5, (name, m)
-        before = model.score(queries)
+        before = model.full_sort_scores(queries)
         model.save(tmp_path / name)
-        after = load_model(tmp_path / name).score(queries)
+        after = load_model(tmp_path / name).full_sort_scores(queries)
         np.testing.assert_allclose(after, before, rtol=1e-5, atol=1e-6, err_msg=name)
 
 
@@ -93,14 +92,14 @@ def test_random_is_reproducible_per_query(ds: VideoDataset) -> None:
     split = make_user_split(ds, ProtocolConfig(progress=False))
     a = build_model("rec_random").fit(split.train)
     q = split.queries[:3]
-    np.testing.assert_array_equal(a.score(q), a.score(list(reversed(q)))[::-1])
+    np.testing.assert_array_equal(a.full_sort_scores(q), a.full_sort_scores(list(reversed(q)))[::-1])
 
 
 def test_text_models_refuse_id_only_queries(ds: VideoDataset) -> None:
     split = make_user_split(ds, ProtocolConfig(cold_start=True, progress=False))
     cb = build_model("rec_cb").fit(split.train)
     with pytest.raises(VidpopError, match="text"):
-        cb.score([UserQuery(history=np.array([1, 2]))])
+        cb.full_sort_scores([UserQuery(history=np.array([1, 2]))])
 
 
 def _cluster(video_ids: list[str]) -> list[int]:

@@ -102,7 +102,7 @@ class SpyRecommender(Recommender):
 
     def score(self, X: list[UserQuery], y: Any = None) -> np.ndarray:
         self.seen_queries_.extend(X)
-        return self.pop_.score(X)
+        return self.pop_.full_sort_scores(X)
 
 
 def test_cold_start_models_never_receive_video_ids(slice_ds: VideoDataset) -> None:

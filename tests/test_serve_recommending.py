@@ -67,7 +67,7 @@ def test_models_without_vectors_use_their_own_scores(tmp_path: Path) -> None:
     q = UserQuery(history=data.sequences[0], times=data.times[0])
     top, scores = served.top(q, k=5)
     want = model.recommend([q], k=5)[0]
-    np.testing.assert_allclose(scores, model.score([q])[0][want])  # the same ranking (ties in any order)
+    np.testing.assert_allclose(scores, model.full_sort_scores([q])[0][want])  # the same ranking (ties in any order)
     assert not set(top) & set(q.history.tolist())
     # parallel requests (no lock) give the same answers as serial ones
     queries = [UserQuery(history=s, times=t) for s, t in zip(data.sequences, data.times, strict=True)]

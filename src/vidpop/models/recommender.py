@@ -1,13 +1,16 @@
 """What every recommender implements, and the data it is fitted on.
 
-A recommender only implements :meth:`Recommender.fit` and :meth:`Recommender.score` (or overrides
-:meth:`Recommender.recommend` for sequential generation). Splitting, candidate masking and metrics
+A recommender only implements :meth:`Recommender.fit` and :meth:`Recommender.full_sort_scores` (or
+overrides :meth:`Recommender.recommend` for sequential generation). ``score`` keeps its estimator
+meaning (a number: HR@10 of queries against their relevant items, RecBole's "full sort" naming for
+the matrix). Splitting, candidate masking and metrics
 are shared code in :mod:`vidpop.training.rec_protocol`, so every model is evaluated the same way.
 """
 
 from __future__ import annotations
 
 import functools
+import warnings
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -61,7 +64,7 @@ class UserQuery:
 
 
 class Recommender(VidpopModel):
-    """Base class: ``fit(RecData)``, ``score(queries) -> (n_queries, n_items)``.
+    """Base class: ``fit(RecData)``, ``full_sort_scores(queries) -> (n_queries, n_items)``.
 
     A fitted recommender remembers the catalogue it was fitted on, and :meth:`save` writes it next to
     the weights as ``items.parquet`` (video id, title, text, cover path per item index) and
@@ -72,6 +75,8 @@ class Recommender(VidpopModel):
     task = "recommendation"
     #: True for cold-start models that use ``UserQuery.text`` and ignore the history
     uses_text: bool = False
+    #: True for models whose ``fit`` accepts ``validation=RecValidation`` (early stopping on held-out items)
+    uses_validation: bool = False
     required_files = ("state.pt", "items.parquet", "users.parquet")
 
     def __init_subclass__(cls, **kwargs: Any) -> None:
@@ -138,21 +143,42 @@ class Recommender(VidpopModel):
     def fit(self, X: RecData, y: Any = None, **kwargs: Any) -> Recommender:
         raise NotImplementedError
 
-    def score(self, X: list[UserQuery], y: Any = None) -> np.ndarray:  # type: ignore[override]
-        """Relevance score of every item for every query (higher = better)."""
-        raise NotImplementedError
+    def full_sort_scores(self, queries: list[UserQuery]) -> np.ndarray:
+        """Relevance score of every item for every query (higher = better), shape (n_queries, n_items)."""
+        legacy = type(self).score
+        if legacy is not Recommender.score:  # a subclass still implements the old matrix ``score``
+            return np.asarray(legacy(self, queries))
+        raise NotImplementedError(f"{type(self).__name__} implements neither full_sort_scores nor score")
+
+    def score(self, X: list[UserQuery], y: Any = None) -> Any:  # type: ignore[override]
+        """Estimator meaning: mean HR@10 of ``recommend(X)`` against the relevant item indices ``y``
+        (one array or set per query). Without ``y``: the old matrix scorer, kept as a deprecated alias
+        of :meth:`full_sort_scores` for callers not yet renamed."""
+        if y is None:
+            warnings.warn("Recommender.score(queries) is full_sort_scores(queries)", DeprecationWarning, stacklevel=2)
+            return self.full_sort_scores(X)
+        if len(y) != len(X):
+            raise ValueError(f"{len(X)} queries but {len(y)} relevance sets")
+        top = self.recommend(X, k=10)
+        hits = [bool(set(r.tolist()) & set(np.asarray(list(t)).tolist())) for r, t in zip(top, y, strict=True)]
+        return float(np.mean(hits)) if hits else 0.0
 
     def predict(self, X: list[UserQuery]) -> np.ndarray:
-        return self.score(X)
+        return self.full_sort_scores(X)
 
     def recommend(self, queries: list[UserQuery], k: int = 10, exclude_seen: bool = True) -> np.ndarray:
         """Top-k item indices per query (n_queries, k), best first; seen items excluded by default."""
-        scores = np.asarray(self.score(queries), dtype="float64").copy()
+        scores = np.asarray(self.full_sort_scores(queries), dtype="float32").copy()
         if exclude_seen:
             for i, q in enumerate(queries):
                 if len(q.history):
                     scores[i, q.history] = -np.inf
-        k = min(k, scores.shape[1])
-        top = np.argpartition(-scores, k - 1, axis=1)[:, :k]
-        order = np.take_along_axis(scores, top, axis=1).argsort(axis=1)[:, ::-1]
-        return np.take_along_axis(top, order, axis=1)
+        return top_k(scores, k)
+
+
+def top_k(scores: np.ndarray, k: int) -> np.ndarray:
+    """Indices of the ``k`` best scores of each row, best first."""
+    k = min(k, scores.shape[1])
+    top = np.argpartition(-scores, k - 1, axis=1)[:, :k]
+    order = np.take_along_axis(scores, top, axis=1).argsort(axis=1, kind="stable")[:, ::-1]
+    return np.take_along_axis(top, order, axis=1)

@@ -109,7 +109,7 @@ class ServedRecommender:
         n = min(3, len(items))
         probe = [UserQuery(history=np.arange(n, dtype=np.int64), times=np.arange(n, dtype="float64"))]
         try:
-            want = np.asarray(self.model.score(probe), np.float64)[0]
+            want = np.asarray(self.model.full_sort_scores(probe), np.float64)[0]
             got = query_fn(probe)[0].astype(np.float64) @ items.T.astype(np.float64)
         except Exception:
             return
@@ -143,7 +143,7 @@ class ServedRecommender:
             scores, idx = index.search(query_fn([query]), k, exclude=[seen])
             keep = idx[0] >= 0
             return idx[0][keep].tolist(), scores[0][keep].astype(float).tolist()
-        scores = np.asarray(self.model.score([query]), dtype="float64")[0]
+        scores = np.asarray(self.model.full_sort_scores([query]), dtype="float64")[0]
         if type(self.model).recommend is not Recommender.recommend:
             # the model's own top-k (greedy generation for the interest RNN)
             banned = set(seen.tolist())

@@ -16,6 +16,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from vidpop.data.schema import VideoDataset
+from vidpop.errors import VidpopError
 from vidpop.models.recommender import Recommender
 from vidpop.models.registry import build_model
 from vidpop.training.rec_protocol import ProtocolConfig, RecSplit, fit_and_evaluate, metric_names
@@ -76,12 +77,29 @@ def ablation_rows(interest: bool = True) -> list[Row]:
     return [Row(label, abl[label][0], dict(abl[label][1])) if label in abl else Row(label, None) for label in labels]
 
 
+def set_option(cfg: Any, key: str, value: Any) -> None:
+    """Set ``key`` on a config; a dotted key (``train.lr``) sets a field of a nested config and keeps
+    that config's other (model-specific) defaults."""
+    head, _, rest = key.partition(".")
+    if not hasattr(cfg, head):
+        raise VidpopError(f"{type(cfg).__name__} has no option '{head}'")
+    if rest:
+        part = getattr(cfg, head)
+        set_option(part, rest, value)
+    else:
+        setattr(cfg, head, value)
+
+
 def build_row_model(row: Row, epochs: int | None = None, progress: bool = False) -> Recommender:
     """The row's model; ``epochs`` caps training epochs (baselines' ``epochs``/``iterations`` or the
-    ``train`` TrainConfig of the interest models) to keep a table run short on a small CPU."""
+    ``train`` TrainConfig of the torch models) to keep a table run short on a small CPU."""
     assert row.model is not None
-    model = build_model(row.model, **row.overrides)
+    flat = {k: v for k, v in row.overrides.items() if "." not in k}
+    model = build_model(row.model, **flat)
     cfg = model.config
+    for key, value in row.overrides.items():
+        if "." in key:
+            set_option(cfg, key, value)
     for part in (cfg, *(getattr(cfg, f.name) for f in dataclasses.fields(cfg))):
         if dataclasses.is_dataclass(part) and hasattr(part, "progress"):
             part.progress = progress  # nested configs too (e.g. SCA's LFM)
@@ -129,6 +147,7 @@ def run_rows(
                     fit_seconds=r.fit_seconds,
                     eval_seconds=r.eval_seconds,
                     seconds_per_epoch=r.info.get("seconds_per_epoch"),
+                    epochs=r.info.get("epochs"),
                 )
             if cache is not None:
                 cache[_key(row, split_key, epochs)] = res
@@ -144,17 +163,24 @@ def format_result(res: dict[str, Any], cfg: ProtocolConfig) -> str:
 
 
 def markdown_table(title: str, results: list[dict[str, Any]], metrics: list[str]) -> str:
-    """A Markdown table: one row per model, the metric columns, fit seconds and s/epoch."""
-    head = f"### {title}\n\n| Model | " + " | ".join(metrics) + " | fit s | s/epoch |\n"
-    head += "|---" * (len(metrics) + 3) + "|\n"
+    """A Markdown table: one row per model, the metric columns, fit seconds, epochs, s/epoch (and the
+    configuration chosen on validation when the rows were tuned)."""
+    tuned = any("chosen" in r for r in results)
+    extra = ["fit s", "epochs", "s/epoch", *(["chosen on validation"] if tuned else [])]
+    head = f"### {title}\n\n| Model | " + " | ".join([*metrics, *extra]) + " |\n"
+    head += "|---" * (len(metrics) + len(extra) + 1) + "|\n"
     lines = []
     for r in results:
         if r.get("status") != "ok":
-            lines.append(f"| {r['label']} | " + " | ".join("–" for _ in metrics) + f" | {r.get('status')} | |")
+            blanks = " | ".join("–" for _ in metrics)
+            lines.append(f"| {r['label']} | {blanks} | {r.get('status')} |" + " |" * (len(extra) - 1))
             continue
         vals = " | ".join(f"{r['metrics'][m]:.4f}" for m in metrics)
-        spe = r.get("seconds_per_epoch")
-        lines.append(f"| {r['label']} | {vals} | {r['fit_seconds']:.1f} | {'' if spe is None else f'{spe:.1f}'} |")
+        spe, ep = r.get("seconds_per_epoch"), r.get("epochs")
+        cells = [f"{r['fit_seconds']:.1f}", "" if ep is None else str(ep), "" if spe is None else f"{spe:.1f}"]
+        if tuned:
+            cells.append(json.dumps(r.get("chosen") or "defaults"))
+        lines.append(f"| {r['label']} | {vals} | " + " | ".join(cells) + " |")
     return head + "\n".join(lines) + "\n"
 
 

@@ -264,7 +264,7 @@ class InterestRNN(Recommender):
             h[cold] = m.step(m.cold_inputs(interests, len(cold)))
         return h, emb, sums, totals
 
-    def score(self, X: list[UserQuery], y: Any = None, batch_size: int = 512) -> np.ndarray:  # type: ignore[override]
+    def full_sort_scores(self, X: list[UserQuery], batch_size: int = 512) -> np.ndarray:
         """Log-probability of every item being the next one watched."""
         self._check_fitted()
         outs = []

@@ -130,7 +130,7 @@ class StaticDNN(Recommender):
         return self
 
     @torch.no_grad()
-    def score(self, X: list[UserQuery], y: Any = None, batch_size: int = 1024) -> np.ndarray:  # type: ignore[override]
+    def full_sort_scores(self, X: list[UserQuery], batch_size: int = 1024) -> np.ndarray:
         """Dot product of the user vector with every item vector (an empty history gives the mean-free user)."""
         self._check_fitted()
         m = self.module_

@@ -59,7 +59,7 @@ class MKNNRecommender(FittedItems):
         self.watched_ = interaction_matrix(X)
         return self
 
-    def score(self, X: list[UserQuery], y: Any = None) -> np.ndarray:
+    def full_sort_scores(self, X: list[UserQuery]) -> np.ndarray:
         self._check_fitted()
         q = _unit_rows(self.topics_.transform(query_texts(X, "MKNN")))
         sims = q @ self.user_topics_.T  # (n_q, n_train_users)
@@ -96,7 +96,7 @@ class CBRecommender(FittedItems):
         self.item_matrix_ = self.vectorizer_.fit_transform(item_texts(X.items)).T.tocsr()  # (vocab, n_items)
         return self
 
-    def score(self, X: list[UserQuery], y: Any = None) -> np.ndarray:
+    def full_sort_scores(self, X: list[UserQuery]) -> np.ndarray:
         self._check_fitted()
         q = self.vectorizer_.transform(query_texts(X, "CB"))
         return np.asarray((q @ self.item_matrix_).todense(), np.float32)
@@ -127,7 +127,7 @@ class SCARecommender(FittedItems):
         self.transfer_ = Ridge(alpha=self.config.ridge_alpha).fit(theta, lfm.user_factors_)
         return self
 
-    def score(self, X: list[UserQuery], y: Any = None) -> np.ndarray:
+    def full_sort_scores(self, X: list[UserQuery]) -> np.ndarray:
         self._check_fitted()
         theta = self.topics_.transform(query_texts(X, "SCA"))
         return (self.transfer_.predict(theta) @ self.item_factors_.T).astype(np.float32)

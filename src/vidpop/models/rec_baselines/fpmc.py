@@ -8,19 +8,22 @@ users are scored from their history alone (the protocol gives models histories, 
 
 from __future__ import annotations
 
-from dataclasses import dataclass
-from typing import Any
+from dataclasses import dataclass, field
 
 import numpy as np
 import torch
 import torch.nn.functional as F
 from torch import nn
 
-from vidpop.models.rec_baselines.common import FittedItems
-from vidpop.models.rec_baselines.torch_common import next_item_samples, query_windows, train_config
+from vidpop.models.rec_baselines.torch_common import (
+    SequentialTorchRecommender,
+    next_item_samples,
+    query_windows,
+    rec_train_config,
+)
 from vidpop.models.recommender import RecData, UserQuery
 from vidpop.models.registry import register_model
-from vidpop.training.loop import fit_module
+from vidpop.training.loop import TrainConfig
 
 
 class FPMCNet(nn.Module):
@@ -57,43 +60,31 @@ def bpr_loss(module: nn.Module, batch: dict[str, torch.Tensor]) -> tuple[torch.T
     return loss, {"auc": float((diff > 0).float().mean())}
 
 
+def _fpmc_train() -> TrainConfig:
+    return rec_train_config(epochs=30, batch_size=2048, lr=5e-3, weight_decay=1e-6, patience=3)
+
+
 @dataclass
 class FPMCConfig:
     dim: int = 64
     window: int = 10
-    epochs: int = 5
-    batch_size: int = 2048
-    lr: float = 5e-3
-    weight_decay: float = 1e-6
-    seed: int = 0
-    progress: bool = True
+    val_users: int | None = 10000  # validation users drawn for early stopping (None = all)
+    train: TrainConfig = field(default_factory=_fpmc_train)
 
 
 @register_model("rec_fpmc")
-class FPMCRecommender(FittedItems):
+class FPMCRecommender(SequentialTorchRecommender):
     """FPMC with BPR, history-mean user vectors (inductive)."""
 
     description = "FPMC: factorised personalised Markov chain (BPR loss)"
     Config = FPMCConfig
+    loss = staticmethod(bpr_loss)
 
     def _build_module(self) -> nn.Module:
         return FPMCNet(self.n_items_, self.config.dim)
 
-    def fit(self, X: RecData, y: Any = None, **kwargs: Any) -> FPMCRecommender:
-        self._remember(X)
-        cfg = self.config
-        torch.manual_seed(cfg.seed)
-        self.module_ = self._build_module()
-        samples = next_item_samples(X.sequences, cfg.window)
-        tc = train_config(cfg.epochs, cfg.batch_size, cfg.lr, cfg.weight_decay, cfg.seed, cfg.progress)
-        hist = fit_module(self.module_, bpr_loss, samples, None, tc)
-        self.epochs_run_ = len(hist.epochs)
-        self.train_log_ = hist.epochs
-        return self
+    def _training_arrays(self, data: RecData) -> dict[str, np.ndarray]:
+        return next_item_samples(data.sequences, self.config.window)
 
-    @torch.no_grad()
-    def score(self, X: list[UserQuery], y: Any = None) -> np.ndarray:
-        self._check_fitted()
-        self.module_.eval()
-        hist = torch.from_numpy(query_windows(X, self.config.window))
-        return self.module_.all_scores(hist).numpy()
+    def _query_tensor(self, queries: list[UserQuery]) -> torch.Tensor:
+        return torch.from_numpy(query_windows(queries, self.config.window))

@@ -120,5 +120,5 @@ class LFMRecommender(FittedItems):
         self._check_fitted()
         return als_solve(self.item_factors_, query_matrix(queries, self.n_items_), self.config.reg, self.config.alpha)
 
-    def score(self, X: list[UserQuery], y: Any = None) -> np.ndarray:
+    def full_sort_scores(self, X: list[UserQuery]) -> np.ndarray:
         return self.fold_in(X) @ self.item_factors_.T

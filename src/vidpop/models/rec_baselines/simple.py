@@ -32,7 +32,7 @@ class RandomRecommender(FittedItems):
         self._remember(X)
         return self
 
-    def score(self, X: list[UserQuery], y: Any = None) -> np.ndarray:
+    def full_sort_scores(self, X: list[UserQuery]) -> np.ndarray:
         out = self._empty_scores(len(X))
         for i, q in enumerate(X):
             key = zlib.crc32(np.asarray(q.history, np.int64).tobytes() + (q.text or "").encode("utf-8"))
@@ -57,7 +57,7 @@ class PopularityRecommender(FittedItems):
         self.counts_ = np.asarray(interaction_matrix(X).sum(0)).ravel().astype(np.float32)
         return self
 
-    def score(self, X: list[UserQuery], y: Any = None) -> np.ndarray:
+    def full_sort_scores(self, X: list[UserQuery]) -> np.ndarray:
         out = self._empty_scores(len(X))
         out[:] = self.counts_
         return out

@@ -1,14 +1,27 @@
-"""Tensors for the sequential torch baselines (FPMC, SASRec): left-padded history windows with
-item index ``i`` stored as ``i + 1`` so that 0 is padding, and the training-loop settings."""
+"""The one training routine of the sequential torch baselines (FPMC, SASRec) and their tensors.
+
+Item index ``i`` is stored as ``i + 1`` so that 0 is padding. :class:`SequentialTorchRecommender`
+fits any subclass that supplies a module, its training arrays and a loss through the shared loop
+(:func:`vidpop.training.loop.fit_module`): seeded, ``config.train: TrainConfig`` (so ``vidpop train
+--nproc 2`` works as for the other torch models), and early stopping on the leave-one-out
+*validation* item when the protocol gives one (``fit(data, validation=RecValidation)``).
+"""
 
 from __future__ import annotations
 
+import dataclasses
+import time
 from collections.abc import Sequence
+from typing import Any
 
 import numpy as np
+import torch
+from torch import nn
 
-from vidpop.models.recommender import UserQuery
-from vidpop.training.loop import TrainConfig
+from vidpop.models.rec_baselines.common import FittedItems
+from vidpop.models.recommender import RecData, UserQuery
+from vidpop.training import metrics
+from vidpop.training.loop import LossFn, TrainConfig, fit_module
 
 
 def left_pad(histories: Sequence[np.ndarray], width: int) -> np.ndarray:
@@ -38,18 +51,87 @@ def query_windows(queries: Sequence[UserQuery], window: int) -> np.ndarray:
     return left_pad([q.history for q in queries], window)
 
 
-def train_config(
-    epochs: int, batch_size: int, lr: float, weight_decay: float, seed: int, progress: bool
-) -> TrainConfig:
-    """Fixed number of epochs (patience 0: the protocol keeps ground truth away, so there is no
-    validation signal to stop on)."""
-    return TrainConfig(
-        epochs=epochs,
-        batch_size=batch_size,
-        lr=lr,
-        weight_decay=weight_decay,
-        optimizer="adam",
-        patience=0,
-        seed=seed,
-        progress=progress,
-    )
+def rec_train_config(**overrides: Any) -> TrainConfig:
+    """Defaults of the sequential baselines: Adam, early stopping after 3 epochs without a better
+    validation NDCG@10 (when the protocol has a validation item), else the fixed epoch budget."""
+    base = {"epochs": 30, "batch_size": 256, "lr": 1e-3, "optimizer": "adam", "patience": 3, "grad_clip": 5.0}
+    return TrainConfig(**{**base, **overrides})
+
+
+def validation_ndcg(model: Any, validation: Any, k: int = 10, batch_size: int = 1024) -> dict[str, float]:
+    """HR@k / NDCG@k of a model's top-k on held-out validation items (the protocol's evaluator
+    lives a layer up; this is the same two metrics from :mod:`vidpop.training.metrics`)."""
+    hr = ndcg = 0.0
+    for s in range(0, len(validation.queries), batch_size):
+        q = validation.queries[s : s + batch_size]
+        for ranked, rel in zip(model.recommend(q, k=k).tolist(), validation.truth[s : s + batch_size], strict=True):
+            hr += metrics.hit_rate_at_k(ranked, set(rel.tolist()), k)
+            ndcg += metrics.ndcg_at_k(ranked, set(rel.tolist()), k)
+    n = max(len(validation.queries), 1)
+    return {"val_HR@10": hr / n, "val_NDCG@10": ndcg / n}
+
+
+class SequentialTorchRecommender(FittedItems):
+    """Shared ``fit``/``full_sort_scores`` of FPMC and SASRec. Subclasses give ``_build_module()``,
+    ``_training_arrays(data)``, ``loss`` (a :data:`LossFn`), ``_query_tensor(queries)`` and a module
+    with ``all_scores(tensor) -> (n, n_items)``. Configs hold ``train: TrainConfig`` and
+    ``val_users`` (validation users sampled for early stopping; None = all)."""
+
+    uses_validation = True
+    loss: LossFn
+
+    def _build_module(self) -> nn.Module:
+        raise NotImplementedError
+
+    def _training_arrays(self, data: RecData) -> dict[str, np.ndarray]:
+        raise NotImplementedError
+
+    def _query_tensor(self, queries: list[UserQuery]) -> torch.Tensor:
+        raise NotImplementedError
+
+    def fit(self, X: RecData, y: Any = None, **kwargs: Any) -> SequentialTorchRecommender:
+        self._remember(X)
+        tc: TrainConfig = self.config.train
+        torch.manual_seed(tc.seed)  # the module is seeded before it is built
+        self.module_ = self._build_module()
+        arrays = self._training_arrays(X)
+        validation = kwargs.get("validation")
+        if validation is not None and len(validation.queries):
+            validation = validation.subset(getattr(self.config, "val_users", None), tc.seed)
+        else:
+            validation = None
+            tc = dataclasses.replace(tc, patience=0)  # no held-out signal: the fixed epoch budget
+        train_seconds: list[float] = []
+        cpu_seconds: list[float] = []
+        clock = [0.0, 0.0]
+
+        def start(epoch: int) -> None:
+            clock[:] = [time.perf_counter(), time.process_time()]
+
+        def after(module: nn.Module, epoch: int) -> dict[str, float]:
+            # wall and CPU seconds of the epoch's training steps (the validation pass is not counted)
+            train_seconds.append(time.perf_counter() - clock[0])
+            cpu_seconds.append(time.process_time() - clock[1])
+            times = {"train_seconds": train_seconds[-1], "train_cpu_seconds": cpu_seconds[-1]}
+            if validation is None:
+                return times
+            m = validation_ndcg(self, validation)
+            # the loop keeps the weights of the lowest ``val_loss``: here 1 - validation NDCG@10
+            return {**m, "val_loss": 1.0 - m["val_NDCG@10"], **times}
+
+        hist = fit_module(self.module_, type(self).loss, arrays, None, tc, epoch_callback=after, on_epoch_start=start)
+        self.epochs_run_ = len(hist.epochs)
+        self.best_epoch_ = hist.best_epoch
+        self.seconds_per_epoch_ = float(np.mean(train_seconds)) if train_seconds else None
+        self.cpu_seconds_per_epoch_ = float(np.mean(cpu_seconds)) if cpu_seconds else None
+        self.train_log_ = hist.epochs
+        return self
+
+    @torch.no_grad()
+    def full_sort_scores(self, X: list[UserQuery]) -> np.ndarray:
+        self._check_fitted()
+        was_training = self.module_.training
+        self.module_.eval()
+        out = self.module_.all_scores(self._query_tensor(X)).numpy()
+        self.module_.train(was_training)
+        return out

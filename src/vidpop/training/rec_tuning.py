@@ -1,0 +1,173 @@
+"""Tuning of the recommenders on the leave-one-out *validation* item, the same budget for each.
+
+Every model gets ``budget`` trials: its defaults first, then configurations drawn (seeded, without
+repeats) from its search space in :data:`SEARCH_SPACES`. A trial fits on ``split.train`` (the test
+and validation items are not in it) and is scored by NDCG@10 on a seeded sample of validation users;
+the best trial's fitted model is the one evaluated on the test items, once. The torch models also
+early-stop on the validation item inside each trial (their ``fit(validation=...)``).
+"""
+
+from __future__ import annotations
+
+import itertools
+import time
+from dataclasses import dataclass, field
+from typing import Any
+
+import numpy as np
+
+from vidpop.data.schema import VideoDataset
+from vidpop.data.sequences import attach_item_features
+from vidpop.errors import VidpopError
+from vidpop.models.recommender import Recommender
+from vidpop.training.rec_protocol import (
+    ProtocolConfig,
+    RecSplit,
+    evaluate,
+    evaluate_validation,
+    needed_item_features,
+)
+from vidpop.training.rec_tables import Row, build_row_model
+
+#: search space per registered model (dotted keys set nested configs, e.g. ``train.lr``)
+SEARCH_SPACES: dict[str, dict[str, list[Any]]] = {
+    "rec_itemknn": {
+        "neighbours": [20, 50, 100, 200, 500],
+        "shrink": [0.0, 10.0, 50.0, 100.0],
+        "recency": [1.0, 0.8, 0.6, 0.4],
+    },
+    "rec_lfm": {
+        "factors": [32, 64, 128],
+        "reg": [0.01, 0.1, 1.0, 10.0],
+        "alpha": [5.0, 10.0, 20.0, 40.0],
+        "iterations": [10, 15],
+    },
+    "rec_fpmc": {
+        "dim": [32, 64, 128],
+        "window": [5, 10, 20],
+        "train.lr": [1e-3, 3e-3, 1e-2],
+        "train.weight_decay": [0.0, 1e-6, 1e-5],
+    },
+    "rec_sasrec": {
+        "dropout": [0.2, 0.3, 0.5],
+        "train.lr": [5e-4, 1e-3, 2e-3],
+        "dim": [64],
+        "layers": [2],
+    },
+}
+
+
+def trial_overrides(model: str, budget: int, seed: int = 0) -> list[dict[str, Any]]:
+    """The ``budget`` configurations tried for ``model``: defaults, then seeded random draws of its space
+    (fewer when the space is smaller; a model without a space has its defaults only)."""
+    if budget < 1:
+        raise VidpopError("the tuning budget is at least 1 trial (the defaults)")
+    space = SEARCH_SPACES.get(model)
+    if not space:
+        return [{}]
+    keys = sorted(space)
+    grid = [dict(zip(keys, vals, strict=True)) for vals in itertools.product(*(space[k] for k in keys))]
+    pick = np.random.default_rng(seed).permutation(len(grid))[: budget - 1]
+    return [{}, *(grid[i] for i in pick)]
+
+
+@dataclass
+class TuneResult:
+    model: Recommender
+    overrides: dict[str, Any]
+    trials: list[dict[str, Any]] = field(default_factory=list)
+    fit_seconds: float = 0.0  # of the chosen trial
+    seconds: float = 0.0  # of all trials
+
+
+def tune(
+    row: Row,
+    split: RecSplit,
+    cfg: ProtocolConfig,
+    ds: VideoDataset | None,
+    budget: int,
+    val_users: int | None = 10000,
+    log: Any = print,
+) -> TuneResult:
+    """Fit every trial of ``row`` on ``split.train``; keep the one with the best validation NDCG@10."""
+    if split.validation is None or not split.validation.queries:
+        raise VidpopError("tuning needs a validation item per user: use the leave-one-out split")
+    assert row.model is not None
+    validation = split.validation.subset(val_users, cfg.seed)
+    t_all = time.perf_counter()
+    best: TuneResult | None = None
+    best_score = -1.0
+    trials = []
+    for overrides in trial_overrides(row.model, budget, cfg.seed):
+        model = build_row_model(Row(row.label, row.model, {**row.overrides, **overrides}), progress=cfg.progress)
+        kinds = needed_item_features(model)
+        if kinds:
+            attach_item_features(split.train, ds, kinds, progress=cfg.progress)
+        t0 = time.perf_counter()
+        if getattr(model, "uses_validation", False):
+            model.fit(split.train, validation=split.validation, protocol=cfg)
+        else:
+            model.fit(split.train)
+        fit_s = time.perf_counter() - t0
+        m = evaluate_validation(model, validation, cfg)
+        trial = {"overrides": overrides, "val_NDCG@10": m["NDCG@10"], "val_HR@10": m["HR@10"], "fit_seconds": fit_s}
+        for attr in ("epochs_run_", "best_epoch_", "seconds_per_epoch_"):
+            if getattr(model, attr, None) is not None:
+                trial[attr.rstrip("_")] = getattr(model, attr)
+        trials.append(trial)
+        name = overrides or "defaults"
+        log(f"    trial {name}: val HR@10={m['HR@10']:.4f} NDCG@10={m['NDCG@10']:.4f} ({fit_s:.0f} s)")
+        if m["NDCG@10"] > best_score:
+            best_score = m["NDCG@10"]
+            best = TuneResult(model, overrides, fit_seconds=fit_s)
+    assert best is not None
+    best.trials, best.seconds = trials, time.perf_counter() - t_all
+    return best
+
+
+def _per_epoch(tr: TuneResult) -> float | None:
+    own = getattr(tr.model, "seconds_per_epoch_", None)  # torch models time their epochs without validation
+    epochs = getattr(tr.model, "epochs_run_", None)
+    return own if own is not None else (tr.fit_seconds / epochs if epochs else None)
+
+
+def tune_and_test(
+    rows: list[Row],
+    split: RecSplit,
+    cfg: ProtocolConfig,
+    ds: VideoDataset | None,
+    budget: int,
+    val_users: int | None = 10000,
+    log: Any = print,
+) -> list[dict[str, Any]]:
+    """For every row: tune on validation, then evaluate the chosen model on the test items once."""
+    out = []
+    for row in rows:
+        res: dict[str, Any] = {"label": row.label, "model": row.model}
+        if row.model is None:
+            res["status"] = row.note or "not available"
+            out.append(res)
+            continue
+        log(f"  {row.label}: {len(trial_overrides(row.model, budget, cfg.seed))} trial(s)")
+        try:
+            tr = tune(row, split, cfg, ds, budget, val_users, log)
+            t0 = time.perf_counter()
+            m = evaluate(tr.model, split, cfg)
+        except Exception as exc:  # report the failure in the table, keep the other rows
+            res["status"] = f"failed: {type(exc).__name__}: {exc}"[:160]
+        else:
+            res.update(
+                status="ok",
+                metrics=m,
+                fit_seconds=tr.fit_seconds,
+                eval_seconds=time.perf_counter() - t0,
+                tuning_seconds=tr.seconds,
+                chosen=tr.overrides,
+                trials=tr.trials,
+                epochs=getattr(tr.model, "epochs_run_", None),
+                seconds_per_epoch=_per_epoch(tr),
+            )
+            chosen = tr.overrides or "defaults"
+            log(f"  {row.label:22s} HR@10={m['HR@10']:.4f} NDCG@10={m['NDCG@10']:.4f} chosen {chosen}")
+        out.append(res)
+    return out
