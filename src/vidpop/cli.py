@@ -48,7 +48,7 @@ GROUPS: dict[str, tuple[str, str]] = {
     ),
     "relation": (
         "vidpop.commands.relation",
-        "Relation network + multi-task regressor: the horizon ablation table and training a saved model.",
+        "Relation network + multi-task regressor: horizon ablation, each title's competitors, tuning and training.",
     ),
 }
 #: modules that add top-level commands with ``register(root)``; they import only light modules at

@@ -1,5 +1,4 @@
-"""Relation network + multi-task regressor: the horizon ablation table, each title's competitors and training
-a saved model."""
+"""Relation network + multi-task regressor: horizon ablation, each title's competitors, tuning and training."""
 
 from __future__ import annotations
 

@@ -18,12 +18,13 @@ import numpy as np
 
 from vidpop.errors import VidpopError
 from vidpop.models.base import VidpopModel
+from vidpop.models.config import ModelConfig
 from vidpop.models.registry import register_model
 from vidpop.training.conformal import conformal_quantile
 
 
 @dataclass
-class StackedConfig:
+class StackedConfig(ModelConfig):
     #: ridge penalty of the blend (on standardised base predictions)
     ridge: float = 1.0
     #: folds of the cross-fitted conformal scores on the validation part

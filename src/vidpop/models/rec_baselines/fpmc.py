@@ -15,6 +15,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
+from vidpop.models.config import ModelConfig
 from vidpop.models.rec_baselines.torch_common import (
     SequentialTorchRecommender,
     next_item_samples,
@@ -65,7 +66,7 @@ def _fpmc_train() -> TrainConfig:
 
 
 @dataclass
-class FPMCConfig:
+class FPMCConfig(ModelConfig):
     dim: int = 64
     window: int = 10
     val_users: int | None = 10000  # validation users drawn for early stopping (None = all)

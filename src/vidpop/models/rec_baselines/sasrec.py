@@ -22,6 +22,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
+from vidpop.models.config import ModelConfig
 from vidpop.models.rec_baselines.torch_common import SequentialTorchRecommender, query_windows, rec_train_config
 from vidpop.models.recommender import RecData, UserQuery
 from vidpop.models.registry import register_model
@@ -111,7 +112,7 @@ def _sasrec_train() -> TrainConfig:
 
 
 @dataclass
-class SASRecConfig:
+class SASRecConfig(ModelConfig):
     dim: int = 64
     max_len: int = 50
     layers: int = 2
