@@ -3,17 +3,14 @@
 
 from __future__ import annotations
 
-import contextlib
 import dataclasses
-import io
 import json
-import sys
 from pathlib import Path
 
 import numpy as np
 import pytest
 
-from vidpop.cli import main
+from cli_runner import run_cli
 from vidpop.errors import VidpopError
 from vidpop.models import build_model, model_names
 from vidpop.models.base import _config_from_dict
@@ -89,17 +86,7 @@ def test_every_model_config_round_trips_and_derives_from_model_config() -> None:
 
 
 def _run(*args: object) -> tuple[int, str]:
-    out, err = io.StringIO(), io.StringIO()
-    argv, sys.argv = sys.argv, ["vidpop", *map(str, args)]
-    code = 0
-    try:
-        with contextlib.redirect_stdout(out), contextlib.redirect_stderr(err):
-            main()
-    except SystemExit as exc:
-        code = exc.code if isinstance(exc.code, int) else 1
-    finally:
-        sys.argv = argv
-    return code, out.getvalue() + err.getvalue()
+    return run_cli(*args)
 
 
 def _synthetic_npz(path: Path) -> Path:

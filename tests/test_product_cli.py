@@ -9,8 +9,8 @@ from pathlib import Path
 
 import pytest
 
+from cli_runner import run_cli
 from serve_fixtures import models_dir  # noqa: F401  (session fixture: the shared small bundle)
-from vidpop.cli import main
 from vidpop.config import data_root
 
 CLIPS = sorted((data_root() / "microlens" / "videos").glob("*.mp4"))
@@ -20,23 +20,8 @@ pytestmark = pytest.mark.skipif(not CLIPS or not COVERS, reason="MicroLens clips
 
 
 def run(*args: object) -> tuple[int, str]:
-    """``vidpop ARGS`` in this process through the real entry point (errors -> one line, exit 2)."""
-    import contextlib
-    import io
-    import sys
-
-    out, err = io.StringIO(), io.StringIO()
-    argv, sys.argv = sys.argv, ["vidpop", *map(str, args)]
-    code = 0
-    try:
-        with contextlib.redirect_stdout(out), contextlib.redirect_stderr(err):
-            main()
-    except SystemExit as exc:
-        code = exc.code if isinstance(exc.code, int) else 1
-    finally:
-        sys.argv = argv
-    # progress bars and spinners go to stderr; keep stdout (what users pipe) first
-    return code, out.getvalue() + ("\n" + err.getvalue() if code else "")
+    """``vidpop ARGS`` through the real entry point; stdout (what users pipe), plus stderr on failure."""
+    return run_cli(*args, stderr_on_success=False)
 
 
 @pytest.fixture(scope="module")

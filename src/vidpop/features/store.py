@@ -28,6 +28,7 @@ import numpy as np
 from filelock import FileLock, Timeout
 from tqdm.auto import tqdm
 
+from vidpop.atomic import atomic_write
 from vidpop.errors import MissingBackboneError
 
 
@@ -238,17 +239,8 @@ def run_extraction(
 
 
 def _atomic_write(final: Path, write: Callable[[IO[bytes]], Any]) -> None:
-    """Write through a temporary sibling, fsync, rename; on any failure remove the temporary."""
-    tmp = final.with_name(f".{final.name}.tmp")
-    try:
-        with open(tmp, "wb") as fh:
-            write(fh)
-            fh.flush()
-            os.fsync(fh.fileno())
-        tmp.replace(final)
-    except BaseException:
-        tmp.unlink(missing_ok=True)
-        raise
+    """:func:`vidpop.atomic.atomic_write` under the store's temp name (the feature-set lock makes it unique)."""
+    atomic_write(final, write, tmp=final.with_name(f".{final.name}.tmp"))
 
 
 _TMP = re.compile(r"^\.part-\d+-(\d+)\..*\.tmp$")

@@ -13,7 +13,6 @@ optimizer, best epoch, RNG states) is written atomically, and ``resume=True`` co
 from __future__ import annotations
 
 import copy
-import os
 import random
 import sys
 from collections.abc import Callable, Mapping
@@ -26,6 +25,7 @@ import torch
 from torch import nn
 from tqdm.auto import tqdm
 
+from vidpop.atomic import atomic_write
 from vidpop.training import distributed
 
 Batch = dict[str, torch.Tensor]
@@ -148,16 +148,7 @@ def save_checkpoint(path: Path, state: dict[str, Any]) -> None:
     """``torch.save`` through a temporary sibling + fsync + rename: a kill leaves the old checkpoint or
     the new one, never half of one."""
     path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_name(f".{path.name}.tmp-{os.getpid()}")
-    try:
-        with open(tmp, "wb") as fh:
-            torch.save(state, fh)
-            fh.flush()
-            os.fsync(fh.fileno())
-        tmp.replace(path)
-    except BaseException:
-        tmp.unlink(missing_ok=True)
-        raise
+    atomic_write(path, lambda fh: torch.save(state, fh))
 
 
 def load_checkpoint(path: Path, module: nn.Module) -> dict[str, Any] | None:
