@@ -19,7 +19,7 @@ from typing import Any
 
 from benchmarks.common import Table, report
 from vidpop.data.adapters import get_adapter
-from vidpop.data.sequences import attach_item_features
+from vidpop.features.item_features import attach_item_features
 from vidpop.models import build_model
 from vidpop.training.rec_protocol import ProtocolConfig, RecSplit, loo_split, needed_item_features
 

@@ -24,7 +24,7 @@ import pandas as pd
 
 from vidpop.data.adapters import get_adapter
 from vidpop.data.schema import VideoDataset
-from vidpop.data.sequences import attach_item_features
+from vidpop.features.item_features import attach_item_features
 from vidpop.models import build_model
 from vidpop.models.recommender import UserQuery
 from vidpop.training.rec_protocol import ProtocolConfig, RecSplit, evaluate, loo_split, needed_item_features

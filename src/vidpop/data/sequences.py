@@ -27,9 +27,9 @@ from dataclasses import dataclass
 import numpy as np
 import pandas as pd
 
+from vidpop.data.recdata import RecData
 from vidpop.data.schema import VideoDataset
 from vidpop.errors import VidpopError
-from vidpop.models.recommender import RecData
 
 
 @dataclass
@@ -175,27 +175,3 @@ def dataset_to_rec_data(ds: VideoDataset, filt: SequenceFilter | None = None, wi
     df = filter_users(df, filt.min_user_interactions)
     item_ids = build_item_vocabulary(df, ds.videos, filt.min_item_users)
     return build_rec_data(df, ds.videos, item_ids, unit, with_texts)
-
-
-def attach_item_features(data: RecData, ds: VideoDataset, kinds: Sequence[str], progress: bool = True) -> RecData:
-    """Fill ``data.item_features[kind]`` / ``item_feature_present[kind]`` aligned to item indices.
-
-    Features come from :func:`vidpop.features.extract.dataset_features` (cached in the feature store).
-    They describe the *videos* (titles, covers), never users, so computing them for the whole corpus
-    leaks nothing about any user's ground truth.
-    """
-    kinds = [k for k in kinds if k not in data.item_features]
-    if not kinds:
-        return data
-    try:
-        from vidpop.features.extract import dataset_features
-    except ImportError as exc:  # the features package is optional for the id-only baselines
-        raise VidpopError(f"item features {kinds} requested but vidpop.features.extract is unavailable: {exc}") from exc
-    rows = pd.Index(ds.videos["video_id"].astype(str)).get_indexer(data.item_ids)
-    if (rows < 0).any():
-        raise VidpopError("some items of the vocabulary are not in the dataset's videos table")
-    for kind in kinds:
-        values, present = dataset_features(ds, kind, progress=progress)
-        data.item_features[kind] = np.asarray(values, np.float32)[rows]
-        data.item_feature_present[kind] = np.asarray(present, bool)[rows]
-    return data

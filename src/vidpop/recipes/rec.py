@@ -33,7 +33,7 @@ def _split(data: str, opts: dict[str, Any]) -> tuple[VideoDataset, Any, Any]:
 
 def rec_recipe(model: str, data: str, config: dict[str, Any]) -> TrainJob:
     """Fitted on the training users (and the input part of the test users, who are saved as known users)."""
-    from vidpop.data.sequences import attach_item_features
+    from vidpop.features.item_features import attach_item_features
     from vidpop.training.rec_protocol import needed_item_features
     from vidpop.training.rec_tables import Row, build_row_model
 

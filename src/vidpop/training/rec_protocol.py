@@ -10,7 +10,7 @@ NOTES FOR MODEL AUTHORS (read this if you write a :class:`~vidpop.models.recomme
 * Item side features: give your model an attribute ``item_feature_kinds`` (class attribute or a property
   reading your config), a tuple such as ``("title_minilm",)``. Before ``fit`` the protocol fills
   ``RecData.item_features[kind]`` / ``item_feature_present[kind]`` aligned to item indices via
-  :func:`vidpop.data.sequences.attach_item_features` (features helper's ``dataset_features``, cached).
+  :func:`vidpop.features.item_features.attach_item_features` (features helper's ``dataset_features``, cached).
 * Implement ``full_sort_scores(queries) -> (n_queries, n_items)`` (the old name ``score`` still works
   as an alias; ``score(queries, relevant)`` is now the estimator's number, HR@10).
 * Leave-one-out: set ``uses_validation = True`` and ``fit(data, validation=RecValidation, protocol=cfg)``
@@ -64,7 +64,6 @@ from tqdm.auto import tqdm
 
 from vidpop.data.schema import VideoDataset
 from vidpop.data.sequences import (
-    attach_item_features,
     build_item_vocabulary,
     build_rec_data,
     corpus_texts,
@@ -73,6 +72,7 @@ from vidpop.data.sequences import (
 )
 from vidpop.data.splits import user_split
 from vidpop.errors import VidpopError
+from vidpop.features.item_features import attach_item_features
 from vidpop.models.recommender import RecData, Recommender, UserQuery
 from vidpop.training import metrics
 

@@ -17,8 +17,8 @@ from typing import Any
 import numpy as np
 
 from vidpop.data.schema import VideoDataset
-from vidpop.data.sequences import attach_item_features
 from vidpop.errors import VidpopError
+from vidpop.features.item_features import attach_item_features
 from vidpop.models.recommender import Recommender
 from vidpop.training.rec_protocol import (
     ProtocolConfig,
