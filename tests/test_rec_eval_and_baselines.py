@@ -16,10 +16,12 @@ import torch
 
 from test_rec_baselines import synthetic_dataset
 from vidpop.data.schema import VideoDataset
+from vidpop.experiments.rec_tuning import SEARCH_SPACES, trial_overrides, tune
 from vidpop.models.rec_baselines.itemknn import ItemKNNRecommender
 from vidpop.models.rec_baselines.sasrec import SASRecNet, pack_sequences
 from vidpop.models.recommender import RecData, Recommender, UserQuery
 from vidpop.models.registry import build_model
+from vidpop.recipes.rec import Row, build_row_model
 from vidpop.training.loop import TrainConfig
 from vidpop.training.rec_protocol import (
     ProtocolConfig,
@@ -31,8 +33,6 @@ from vidpop.training.rec_protocol import (
     make_user_split,
     metric_names,
 )
-from vidpop.training.rec_tables import Row, build_row_model
-from vidpop.training.rec_tuning import SEARCH_SPACES, trial_overrides, tune
 
 
 class FixedRanker(Recommender):

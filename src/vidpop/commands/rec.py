@@ -51,8 +51,7 @@ def tables(
     out: Path | None = typer.Option(None, help="write tables.md and tables.json here"),
 ) -> None:
     """Single-network (long, short), cold-start and ablation tables under the shared protocol."""
-    from vidpop.training.rec_protocol import ProtocolConfig, make_user_split, metric_names
-    from vidpop.training.rec_tables import (
+    from vidpop.experiments.rec_tables import (
         ablation_rows,
         cold_rows,
         describe_split,
@@ -60,6 +59,7 @@ def tables(
         run_rows,
         single_rows,
     )
+    from vidpop.training.rec_protocol import ProtocolConfig, make_user_split, metric_names
 
     wanted = [t.strip() for t in tables_.split(",") if t.strip()]
     unknown = set(wanted) - {"long", "short", "cold", "ablation"}
@@ -134,9 +134,10 @@ def loo(
 ) -> None:
     """Leave-one-out by time (last item test, previous validation), full ranking over the whole
     catalogue, seen items excluded, HR@10 / NDCG@10; models tuned on the validation item only."""
+    from vidpop.experiments.rec_tables import describe_split, markdown_table, run_rows, single_rows
+    from vidpop.experiments.rec_tuning import tune_and_test
+    from vidpop.recipes.rec import Row
     from vidpop.training.rec_protocol import ProtocolConfig, loo_split
-    from vidpop.training.rec_tables import Row, describe_split, markdown_table, run_rows, single_rows
-    from vidpop.training.rec_tuning import tune_and_test
 
     ds = _load(dataset)
     cfg = ProtocolConfig(

@@ -10,17 +10,17 @@ from __future__ import annotations
 
 import dataclasses
 from collections.abc import Callable
-from dataclasses import dataclass, field
 from typing import Any
 
 import numpy as np
 
-from vidpop.data.adapters.base import get_adapter
 from vidpop.data.labels import LABEL_RECIPES
 from vidpop.data.schema import VideoDataset
-from vidpop.data.splits import Split, random_split
-from vidpop.errors import MissingBackboneError, VidpopError
+from vidpop.data.splits import random_split
+from vidpop.errors import MissingBackboneError
 from vidpop.models.cover_title_fusion import CoverTitleFusion, CoverTitleFusionConfig
+from vidpop.recipes.common import load_data as load_dataset  # one loader: the recipes'
+from vidpop.recipes.fusion import Parts
 from vidpop.training import metrics
 
 SPOTIFY = "spotify_fresh_finds_covers_2022"
@@ -33,28 +33,6 @@ SPOTIFY_CAVEAT = "music artwork, not video covers (Spotify Fresh Finds; label = 
 
 def caveat(dataset: str) -> str:
     return SPOTIFY_CAVEAT if dataset == SPOTIFY else ""
-
-
-@dataclass
-class Parts:
-    """A dataset cut into train / validation / test datasets."""
-
-    train: VideoDataset
-    val: VideoDataset
-    test: VideoDataset
-    split: Split
-    notes: list[str] = field(default_factory=list)
-
-
-def load_dataset(name: str, limit: int | None = None, seed: int = 0) -> VideoDataset:
-    """The adapter's dataset; ``limit`` keeps a seeded random sample of that many videos."""
-    try:
-        ds = get_adapter(name).load()
-    except VidpopError as exc:
-        if name == MICROLENS and "unknown adapter" in str(exc):
-            raise VidpopError("the microlens adapter is not available in this checkout yet") from exc
-        raise
-    return ds.sample(limit, seed)
 
 
 def split_dataset(ds: VideoDataset, seed: int = 0, test_frac: float = 0.2, val_frac: float = 0.1) -> Parts:

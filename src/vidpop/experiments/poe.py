@@ -15,106 +15,22 @@ baseline; LightGBM early-stops on a seeded 10% of the training part instead (its
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 
-from vidpop.data.schema import VideoDataset
-from vidpop.data.splits import Split, random_split
-from vidpop.errors import NoLabelledDataError, VidpopError
-from vidpop.models.poe_inputs import PoEInputs, build_poe_inputs, poe_targets
+from vidpop.models.poe_inputs import PoEInputs
 from vidpop.models.registry import build_model
 from vidpop.models.variational_poe import VariationalPoERegressor, sample_intervals
+
+# how the PoE is fed is the recipe's (one definition each); the old names still import from here
+from vidpop.recipes.common import load_data as load_dataset  # noqa: F401
+from vidpop.recipes.poe import SPLITS, PoETask, labelled, make_split, prepare, stack_tasks  # noqa: F401
 from vidpop.training import metrics
 from vidpop.training.conformal import SplitConformal
 
 LEVELS: tuple[float, ...] = (0.5, 0.6, 0.7, 0.8, 0.9, 0.95)
-SPLITS = ("random", "time")
-
-
-@dataclass
-class PoETask:
-    """A labelled collection ready for the model: inputs, targets and the split."""
-
-    ds: VideoDataset
-    X: PoEInputs
-    y: np.ndarray
-    target_names: list[str]
-    scale: str
-    split: Split
-    notes: list[str] = field(default_factory=list)
-
-
-def load_dataset(name_or_dir: str) -> VideoDataset:
-    """An imported dataset folder, or an adapter name read from the staged data."""
-    from vidpop.data.adapters import get_adapter
-
-    p = Path(name_or_dir)
-    if (p / "manifest.json").exists():
-        return VideoDataset.load(p)
-    return get_adapter(name_or_dir).load()
-
-
-def labelled(ds: VideoDataset) -> VideoDataset:
-    """The rows with at least one observed target (SMP: its 4,000 'train' posts)."""
-    y, _, _ = poe_targets(ds)
-    keep = np.isfinite(y.reshape(len(y), -1)).any(axis=1)
-    if not keep.any():
-        raise NoLabelledDataError(f"{ds.name}: no labelled rows")
-    return ds.subset(ds.videos["video_id"].to_numpy()[keep])
-
-
-def make_split(ds: VideoDataset, kind: str = "random", seed: int = 0) -> Split:
-    """70/10/20 train/val/test: seeded random (grouped by ``group`` if present) or by ``published_at``."""
-    n = len(ds.videos)
-    if kind == "random":
-        groups = ds.videos["group"].astype(str).to_numpy() if "group" in ds.videos else None
-        return random_split(n, 0.2, 0.1, seed=seed, groups=groups)
-    if kind != "time":
-        raise VidpopError(f"split must be one of {SPLITS}, got '{kind}'")
-    if "published_at" not in ds.videos or ds.videos["published_at"].isna().all():
-        raise VidpopError(f"{ds.name} has no published_at: use --split random")
-    order = np.argsort(ds.videos["published_at"].to_numpy(), kind="stable")
-    n_test, n_val = round(n * 0.2), round(n * 0.1)
-    cut = ds.videos["published_at"].iloc[order[n - n_test]]
-    info = {"kind": "time", "test_from": str(cut)}
-    return Split(order[: n - n_test - n_val], order[n - n_test - n_val : n - n_test], order[n - n_test :], info)
-
-
-def prepare(ds: VideoDataset, split: str = "random", seed: int = 0, progress: bool = True) -> PoETask:
-    ds = labelled(ds)
-    X = build_poe_inputs(ds, progress=progress)
-    y, names, scale = poe_targets(ds)
-    sp = make_split(ds, split, seed)
-    notes = [f"{ds.name}: {len(ds.videos)} labelled rows; split {sp.info} {sp.sizes()}"]
-    notes.append("experts with inputs: " + ", ".join(f"{m} ({X.masks[m].mean():.0%})" for m in X.present_modalities()))
-    notes.append(f"targets {names}: {scale}")
-    notes.extend(ds.meta.get("notes", [])[:2])
-    return PoETask(ds, X, y.reshape(len(y), -1), names, scale, sp, notes)
-
-
-def stack_tasks(tasks: list[PoETask]) -> PoETask:
-    """Several labelled collections as one task: inputs stacked (modalities a collection lacks are masked),
-    one target column per (collection, target), NaN for the other collections' rows. The split is the
-    union of the per-collection splits."""
-    from vidpop.models.poe_inputs import concat_inputs
-
-    names = [f"{t.ds.name}:{n}" for t in tasks for n in t.target_names]
-    y = np.full((sum(len(t.y) for t in tasks), len(names)), np.nan)
-    parts: dict[str, list[np.ndarray]] = {"train": [], "val": [], "test": []}
-    row = col = 0
-    for t in tasks:
-        y[row : row + len(t.y), col : col + t.y.shape[1]] = t.y
-        for k in parts:
-            parts[k].append(getattr(t.split, k) + row)
-        row, col = row + len(t.y), col + t.y.shape[1]
-    sp = Split(*(np.concatenate(parts[k]) for k in ("train", "val", "test")), info={"kind": "stacked"})
-    notes = [n for t in tasks for n in t.notes[:3]]
-    return PoETask(
-        tasks[0].ds, concat_inputs([t.X for t in tasks]), y, names, "; ".join(t.scale for t in tasks), sp, notes
-    )
 
 
 # ------------------------------------------------------------------------------------------ evaluation

@@ -1,7 +1,7 @@
 """``vidpop report``: every model and baseline on the same splits, as one HTML report and a markdown summary.
 
 The report reuses the table functions of each method (``vidpop.experiments.relation``/``fusion``/``poe``,
-``vidpop.explain.attention_bench``, ``vidpop.training.rec_tables``) — it never re-implements a model or a
+``vidpop.explain.attention_bench``, ``vidpop.experiments.rec_tables``) — it never re-implements a model or a
 metric — and adds what an analyst needs next to each table: the exact command that reproduces it, the
 data used, the number of rows, the split, the seconds it took, a bar chart, and the paper's claim with
 whether it held here (:mod:`vidpop.experiments.paper_claims`).

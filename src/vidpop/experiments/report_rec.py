@@ -1,7 +1,7 @@
 """The recommender section of ``vidpop report`` and the training-speed table (issue 8).
 
 The rec tables run under the shared protocol of :mod:`vidpop.training.rec_protocol` through
-:func:`vidpop.training.rec_tables.run_rows`; the quick budget trains and tests on a seeded sample of users
+:func:`vidpop.experiments.rec_tables.run_rows`; the quick budget trains and tests on a seeded sample of users
 because one interest-RNN epoch over all 50,000 MicroLens users takes close to an hour on 2 cores (see
 ``benchmarks/results/training_speed.json``). The speed table puts the seconds per epoch measured in this
 run beside the benchmark's figures.
@@ -43,7 +43,7 @@ def _user_sample(ds: VideoDataset, n_users: int | None, seed: int) -> VideoDatas
 
 
 def rec(ctx: Context) -> list[ReportTable]:
-    from vidpop.training import rec_tables as rt
+    from vidpop.experiments import rec_tables as rt
     from vidpop.training.rec_protocol import ProtocolConfig, make_user_split, metric_names
 
     b = ctx.budget

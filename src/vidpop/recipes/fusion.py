@@ -2,8 +2,11 @@
 
 from __future__ import annotations
 
+from dataclasses import dataclass, field
 from typing import Any
 
+from vidpop.data.schema import VideoDataset
+from vidpop.data.splits import Split
 from vidpop.models.registry import build_model
 from vidpop.recipes.common import dataset_split, describe_split, load_data, split_kind, split_options, with_seed
 from vidpop.recipes.registry import register_evaluator, register_recipe
@@ -11,10 +14,19 @@ from vidpop.training import evaluation
 from vidpop.training.ddp_entry import TrainJob
 
 
-def parts(data: str, opts: dict[str, Any]) -> Any:
-    """Train / validation / test datasets of the named split (``experiments.fusion.Parts``)."""
-    from vidpop.experiments.fusion import Parts
+@dataclass
+class Parts:
+    """A dataset cut into train / validation / test datasets."""
 
+    train: VideoDataset
+    val: VideoDataset
+    test: VideoDataset
+    split: Split
+    notes: list[str] = field(default_factory=list)
+
+
+def parts(data: str, opts: dict[str, Any]) -> Parts:
+    """Train / validation / test datasets of the named split."""
     ds = load_data(data, opts.get("limit"), int(opts.get("seed", 0)))
     sp = dataset_split(ds, opts)
     ids = ds.videos["video_id"].to_numpy()

@@ -3,15 +3,63 @@
 
 from __future__ import annotations
 
+import dataclasses
+from dataclasses import dataclass, field
 from typing import Any
 
 from vidpop.data.schema import VideoDataset
 from vidpop.errors import VidpopError
 from vidpop.models.recommender import Recommender
+from vidpop.models.registry import build_model
 from vidpop.recipes.common import load_data, split_kind, split_options
 from vidpop.recipes.registry import register_for_class
 from vidpop.training import evaluation
 from vidpop.training.ddp_entry import TrainJob
+
+
+@dataclass
+class Row:
+    """One row of a recommendation table: its label, the registered model (None: not available), config
+    overrides (dotted keys set nested configs) and a note shown when it is not available."""
+
+    label: str
+    model: str | None  # None: not available
+    overrides: dict[str, Any] = field(default_factory=dict)
+    note: str = ""
+
+
+def set_option(cfg: Any, key: str, value: Any) -> None:
+    """Set ``key`` on a config; a dotted key (``train.lr``) sets a field of a nested config and keeps
+    that config's other (model-specific) defaults."""
+    head, _, rest = key.partition(".")
+    if not hasattr(cfg, head):
+        raise VidpopError(f"{type(cfg).__name__} has no option '{head}'")
+    if rest:
+        part = getattr(cfg, head)
+        set_option(part, rest, value)
+    else:
+        setattr(cfg, head, value)
+
+
+def build_row_model(row: Row, epochs: int | None = None, progress: bool = False) -> Recommender:
+    """The row's model; ``epochs`` caps training epochs (baselines' ``epochs``/``iterations`` or the
+    ``train`` TrainConfig of the torch models) to keep a table run short on a small CPU."""
+    assert row.model is not None
+    flat = {k: v for k, v in row.overrides.items() if "." not in k}
+    model = build_model(row.model, **flat)
+    cfg = model.config
+    for key, value in row.overrides.items():
+        if "." in key:
+            set_option(cfg, key, value)
+    for part in (cfg, *(getattr(cfg, f.name) for f in dataclasses.fields(cfg))):
+        if dataclasses.is_dataclass(part) and hasattr(part, "progress"):
+            part.progress = progress  # nested configs too (e.g. SCA's LFM)
+    if epochs is not None:
+        if hasattr(cfg, "epochs"):
+            cfg.epochs = epochs
+        elif dataclasses.is_dataclass(getattr(cfg, "train", None)):
+            cfg.train = dataclasses.replace(cfg.train, epochs=epochs, progress=progress)
+    return model  # type: ignore[return-value]
 
 
 def _split(data: str, opts: dict[str, Any]) -> tuple[VideoDataset, Any, Any]:
@@ -35,7 +83,6 @@ def rec_recipe(model: str, data: str, config: dict[str, Any]) -> TrainJob:
     """Fitted on the training users (and the input part of the test users, who are saved as known users)."""
     from vidpop.features.item_features import attach_item_features
     from vidpop.training.rec_protocol import needed_item_features
-    from vidpop.training.rec_tables import Row, build_row_model
 
     config, opts = split_options(config)
     ds, split, cfg = _split(data, opts)

@@ -56,12 +56,13 @@ from __future__ import annotations
 import dataclasses
 import time
 from dataclasses import dataclass, field
-from typing import Any
+from typing import Any, Protocol
 
 import numpy as np
 import pandas as pd
 from tqdm.auto import tqdm
 
+from vidpop.data.recdata import RecData, UserQuery
 from vidpop.data.schema import VideoDataset
 from vidpop.data.sequences import (
     build_item_vocabulary,
@@ -73,8 +74,19 @@ from vidpop.data.sequences import (
 from vidpop.data.splits import user_split
 from vidpop.errors import VidpopError
 from vidpop.features.item_features import attach_item_features
-from vidpop.models.recommender import RecData, Recommender, UserQuery
 from vidpop.training import metrics
+
+
+class Recommender(Protocol):
+    """What the protocol asks of a model: :class:`vidpop.models.recommender.Recommender` is one. Named
+    here by its shape, so that the engine does not import ``models/`` (layers import only downward)."""
+
+    model_name: str
+
+    def fit(self, X: RecData, *args: Any, **kwargs: Any) -> Any: ...
+
+    def recommend(self, queries: list[UserQuery], k: int = 10, exclude_seen: bool = True) -> np.ndarray: ...
+
 
 #: input fraction of each user's own span per mode
 INPUT_FRACS: dict[str, float] = {"long": 9 / 12, "short": 3 / 12}

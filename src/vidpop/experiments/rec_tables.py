@@ -1,5 +1,6 @@
 """The recommendation tables of ``vidpop rec tables`` / ``vidpop rec loo``: which models form each
-table and how a row is run under the shared protocol (:mod:`vidpop.training.rec_protocol`).
+table and how a row is run under the shared protocol (:mod:`vidpop.training.rec_protocol`);
+a row's model is built by :func:`vidpop.recipes.rec.build_row_model`.
 
 The interest-RNN rows are read from :mod:`vidpop.models.interest_rnn` (``SINGLE``, ``COLD_START``,
 ``ABLATIONS``) and imported lazily: when that package is missing, its rows say "not available".
@@ -8,17 +9,13 @@ A row that fails is reported as failed with its reason, so one broken model does
 
 from __future__ import annotations
 
-import dataclasses
 import importlib
 import json
 import time
-from dataclasses import dataclass, field
 from typing import Any
 
 from vidpop.data.schema import VideoDataset
-from vidpop.errors import VidpopError
-from vidpop.models.recommender import Recommender
-from vidpop.models.registry import build_model
+from vidpop.recipes.rec import Row, build_row_model
 from vidpop.training.rec_protocol import ProtocolConfig, RecSplit, fit_and_evaluate, metric_names
 
 #: single-network baselines (label, registered model)
@@ -37,14 +34,6 @@ COLD_BASELINES: list[tuple[str, str]] = [
     ("CB", "rec_cb"),
     ("SCA", "rec_sca"),
 ]
-
-
-@dataclass
-class Row:
-    label: str
-    model: str | None  # None: not available
-    overrides: dict[str, Any] = field(default_factory=dict)
-    note: str = ""
 
 
 def _interest_module() -> Any | None:
@@ -75,40 +64,6 @@ def ablation_rows(interest: bool = True) -> list[Row]:
     if not abl:
         return [Row(label, None) for label in labels]
     return [Row(label, abl[label][0], dict(abl[label][1])) if label in abl else Row(label, None) for label in labels]
-
-
-def set_option(cfg: Any, key: str, value: Any) -> None:
-    """Set ``key`` on a config; a dotted key (``train.lr``) sets a field of a nested config and keeps
-    that config's other (model-specific) defaults."""
-    head, _, rest = key.partition(".")
-    if not hasattr(cfg, head):
-        raise VidpopError(f"{type(cfg).__name__} has no option '{head}'")
-    if rest:
-        part = getattr(cfg, head)
-        set_option(part, rest, value)
-    else:
-        setattr(cfg, head, value)
-
-
-def build_row_model(row: Row, epochs: int | None = None, progress: bool = False) -> Recommender:
-    """The row's model; ``epochs`` caps training epochs (baselines' ``epochs``/``iterations`` or the
-    ``train`` TrainConfig of the torch models) to keep a table run short on a small CPU."""
-    assert row.model is not None
-    flat = {k: v for k, v in row.overrides.items() if "." not in k}
-    model = build_model(row.model, **flat)
-    cfg = model.config
-    for key, value in row.overrides.items():
-        if "." in key:
-            set_option(cfg, key, value)
-    for part in (cfg, *(getattr(cfg, f.name) for f in dataclasses.fields(cfg))):
-        if dataclasses.is_dataclass(part) and hasattr(part, "progress"):
-            part.progress = progress  # nested configs too (e.g. SCA's LFM)
-    if epochs is not None:
-        if hasattr(cfg, "epochs"):
-            cfg.epochs = epochs
-        elif dataclasses.is_dataclass(getattr(cfg, "train", None)):
-            cfg.train = dataclasses.replace(cfg.train, epochs=epochs, progress=progress)
-    return model  # type: ignore[return-value]
 
 
 def _key(row: Row, split_key: str, epochs: int | None) -> str:

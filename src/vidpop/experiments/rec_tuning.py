@@ -20,6 +20,7 @@ from vidpop.data.schema import VideoDataset
 from vidpop.errors import VidpopError
 from vidpop.features.item_features import attach_item_features
 from vidpop.models.recommender import Recommender
+from vidpop.recipes.rec import Row, build_row_model
 from vidpop.training.rec_protocol import (
     ProtocolConfig,
     RecSplit,
@@ -27,7 +28,6 @@ from vidpop.training.rec_protocol import (
     evaluate_validation,
     needed_item_features,
 )
-from vidpop.training.rec_tables import Row, build_row_model
 
 #: search space per registered model (dotted keys set nested configs, e.g. ``train.lr``)
 SEARCH_SPACES: dict[str, dict[str, list[Any]]] = {
