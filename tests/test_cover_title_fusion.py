@@ -185,6 +185,12 @@ def test_spotify_slice_trains_saves_and_reloads(spotify_slice: exp.Parts, tmp_pa
     again = load_model(tmp_path / "m")
     np.testing.assert_array_equal(again.predict_proba(parts.test), proba)
     assert again.evaluate(parts.test) == model.evaluate(parts.test)
+    # prepare_inputs: the same answer from arrays built for chosen rows, with this call's feature store;
+    # the loaded model is not changed (serving shares one model between requests)
+    before = again.config.to_dict()
+    X = again.prepare_inputs(parts.test, np.array([2, 0]), store=tmp_path / "store")
+    np.testing.assert_allclose(again.predict_proba(X), proba[[2, 0]], rtol=1e-5, atol=1e-6)
+    assert again.config.to_dict() == before and any((tmp_path / "store").iterdir())
 
     # a video whose cover is gone (or unreadable) runs the text branch alone
     videos = parts.test.videos.copy()

@@ -24,7 +24,7 @@ from torch import nn
 
 from vidpop.data.preprocessing import Vocabulary
 from vidpop.errors import VidpopError
-from vidpop.models.base import VidpopModel
+from vidpop.models.base import VidpopModel, dataset_rows
 from vidpop.models.config import ModelConfig
 from vidpop.models.registry import register_model
 from vidpop.training.loop import TrainConfig, fit_module, predict_batched, seed_everything
@@ -237,6 +237,8 @@ class AttentionExplainModel(VidpopModel):
     task = "classification"
     description = "frames (CNN + attention) + headline (GloVe biLSTM + attention) -> popular/unpopular; Grad-CAM"
     Config = AttentionExplainConfig
+    capabilities = frozenset({"predict", "explain", "from_text"})
+    consumes = "dataset"
 
     # ------------------------------------------------------------ building
     def _build_module(self) -> nn.Module:
@@ -334,6 +336,14 @@ class AttentionExplainModel(VidpopModel):
 
     def predict(self, X: AttentionInputs) -> np.ndarray:
         return self.predict_proba(X).argmax(axis=1)
+
+    def prepare_inputs(self, dataset: Any, rows: Any = None, *, store: Any = None) -> AttentionInputs:
+        """Frames (else the cover as one frame) and titles of ``rows`` of a VideoDataset, see
+        :func:`vidpop.models.video_inputs.attention_inputs_for`."""
+        from vidpop.models.video_inputs import attention_inputs_for
+
+        self._check_fitted()
+        return attention_inputs_for(self, dataset_rows(dataset, rows), store)
 
     def attention(self, X: AttentionInputs) -> dict[str, np.ndarray]:
         """Frame weights α (n, N) and/or word weights β (n, max_words) for each row."""

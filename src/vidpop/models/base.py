@@ -8,14 +8,20 @@ persist everything without per-model code.
 
 Configs derive from :class:`~vidpop.models.config.ModelConfig`; overrides merge onto the model's own
 defaults (:func:`~vidpop.models.config.merge_config`).
+
+Every model declares what it can be asked (``capabilities``, a subset of :data:`CAPABILITIES`) and what
+it consumes (``consumes``, one of :data:`INPUT_KINDS`); a model that assembles its own input from a
+:class:`~vidpop.data.schema.VideoDataset` implements :meth:`VidpopModel.prepare_inputs`. Callers such
+as serving dispatch on these declarations, not on ``hasattr`` / ``isinstance`` (issue 16 §3).
 """
 
 from __future__ import annotations
 
+import dataclasses
 import json
 from abc import ABC, abstractmethod
 from pathlib import Path
-from typing import Any, ClassVar
+from typing import TYPE_CHECKING, Any, ClassVar
 
 import numpy as np
 import torch
@@ -27,6 +33,29 @@ from vidpop.models.config import ModelConfig, merge_config, persisted_config_dic
 from vidpop.models.folder import FOLDER_FORMAT, check_folder, staged_folder
 from vidpop.training import metrics
 
+if TYPE_CHECKING:
+    from vidpop.data.schema import VideoDataset
+
+#: what a model can be asked:
+#: ``predict`` — ``predict(X)``, a popularity value or class per row (``predict_proba(X)`` too for
+#: classification and ordinal tasks); ``intervals`` — ``predict_interval(X, ...)`` -> ``{"mean", "lower",
+#: "upper"}``; ``explain`` — ``attention(X)`` and Grad-CAM through :mod:`vidpop.explain`; ``recommend`` —
+#: ``recommend(queries, k)`` over the fitted catalogue; ``from_text`` — it answers from text alone (a video
+#: with only a title, or a cold-start user given only text).
+CAPABILITIES: frozenset[str] = frozenset({"predict", "intervals", "explain", "recommend", "from_text"})
+#: what ``predict`` / ``recommend`` consume: ``dataset`` — ``prepare_inputs(dataset, rows)`` builds it from a
+#: VideoDataset; ``matrix`` — a feature matrix (or arrays) the caller's recipe assembled; ``queries`` —
+#: a list of :class:`~vidpop.data.recdata.UserQuery`.
+INPUT_KINDS: tuple[str, ...] = ("dataset", "matrix", "queries")
+
+
+def dataset_rows(dataset: VideoDataset, rows: Any = None) -> VideoDataset:
+    """The rows ``rows`` (positions in ``dataset.videos``, in that order; None = all) as a dataset."""
+    if rows is None:
+        return dataset
+    videos = dataset.videos.iloc[np.asarray(rows, dtype=np.int64)].reset_index(drop=True)
+    return dataclasses.replace(dataset, videos=videos)
+
 
 class VidpopModel(ABC):
     model_name: ClassVar[str] = ""
@@ -34,6 +63,18 @@ class VidpopModel(ABC):
     task: ClassVar[str] = "regression"
     description: ClassVar[str] = ""
     Config: ClassVar[type] = ModelConfig
+    #: what this model can be asked (see :data:`CAPABILITIES`)
+    capabilities: ClassVar[frozenset[str]] = frozenset({"predict"})
+    #: what ``predict`` consumes (see :data:`INPUT_KINDS`); ``dataset`` models implement ``prepare_inputs``
+    consumes: ClassVar[str] = "matrix"
+
+    def __init_subclass__(cls, **kwargs: Any) -> None:
+        super().__init_subclass__(**kwargs)
+        unknown = set(cls.capabilities) - CAPABILITIES
+        if unknown:  # a typo here would silently hide the model from serving
+            raise TypeError(f"{cls.__name__}: unknown capabilities {sorted(unknown)}; known: {sorted(CAPABILITIES)}")
+        if cls.consumes not in INPUT_KINDS:
+            raise TypeError(f"{cls.__name__}: consumes must be one of {INPUT_KINDS}, got '{cls.consumes}'")
 
     def __init__(self, config: Any | None = None) -> None:
         self.config = config if config is not None else self.Config()
@@ -58,6 +99,22 @@ class VidpopModel(ABC):
         if self.task == "classification":
             return metrics.accuracy(y, pred)
         raise NotImplementedError(f"score() is not defined for task '{self.task}'")
+
+    def can(self, capability: str) -> bool:
+        """Whether this model declares ``capability`` (one of :data:`CAPABILITIES`)."""
+        if capability not in CAPABILITIES:
+            raise VidpopError(f"unknown capability '{capability}'; known: {', '.join(sorted(CAPABILITIES))}")
+        return capability in self.capabilities
+
+    def prepare_inputs(self, dataset: VideoDataset, rows: Any = None, *, store: Any = None) -> Any:
+        """What ``predict`` takes, built from ``rows`` of ``dataset`` (positions in ``dataset.videos``,
+        None = all), with features read from / written to ``store`` (None = the default feature store).
+        Reads the model's fitted state and never changes it, so one loaded model serves concurrent calls.
+        Only models with ``consumes == "dataset"`` implement it."""
+        raise VidpopError(
+            f"{self.model_name or type(self).__name__} consumes {self.consumes}, not a VideoDataset: "
+            "its recipe builds the input"
+        )
 
     @property
     def is_fitted(self) -> bool:

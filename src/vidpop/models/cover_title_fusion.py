@@ -34,7 +34,7 @@ from vidpop.data.labels import LABEL_RECIPES, PAPER_ENGAGEMENT_WEIGHTS, class_pr
 from vidpop.data.preprocessing import Vocabulary
 from vidpop.data.schema import VideoDataset
 from vidpop.errors import VidpopError
-from vidpop.models.base import VidpopModel
+from vidpop.models.base import VidpopModel, dataset_rows
 from vidpop.models.config import ModelConfig
 from vidpop.models.fusion_net import FusionNet, TextBranch, VisualBranch
 from vidpop.models.registry import register_model
@@ -83,6 +83,8 @@ class CoverTitleFusion(VidpopModel):
     task = "ordinal"
     description = "cover + title late fusion (EfficientNet/ViT + MiniLM or GloVe-GRU) -> 5 ordinal classes"
     Config = CoverTitleFusionConfig
+    capabilities = frozenset({"predict", "from_text"})
+    consumes = "dataset"
 
     # ------------------------------------------------------------------ labels
     def _label_weights(self, videos: pd.DataFrame) -> tuple[dict[str, float], str]:
@@ -118,16 +120,17 @@ class CoverTitleFusion(VidpopModel):
         return self.scorer_.transform(ds.videos)
 
     # ------------------------------------------------------------------ inputs
-    def _store(self) -> Any:
-        return self.config.feature_store
+    def _store(self, store: Any = None) -> Any:
+        """The feature store of this call: the one given, else the config's (a call never changes the config)."""
+        return self.config.feature_store if store is None else store
 
-    def _image_features(self, ds: VideoDataset) -> tuple[np.ndarray, np.ndarray]:
+    def _image_features(self, ds: VideoDataset, store: Any = None) -> tuple[np.ndarray, np.ndarray]:
         """Pooled cover features (n, dim) and presence mask; frozen backbone, cached for the default."""
         from vidpop.features.extract import dataset_features
 
         name = self.config.image_backbone
         if name == "efficientnet_lite0":
-            return dataset_features(ds, "cover_effnet", store=self._store(), progress=self.config.progress)
+            return dataset_features(ds, "cover_effnet", store=self._store(store), progress=self.config.progress)
         from vidpop.features.image import InvalidImageError, embed_images, load_backbone
 
         bb = load_backbone(name, **({"weights_path": self.config.image_weights} if self.config.image_weights else {}))
@@ -165,7 +168,7 @@ class CoverTitleFusion(VidpopModel):
     def _titles(self, ds: VideoDataset) -> list[str]:
         return ds.videos["title"].fillna("").astype(str).tolist()
 
-    def _text_inputs(self, ds: VideoDataset) -> tuple[np.ndarray, np.ndarray]:
+    def _text_inputs(self, ds: VideoDataset, store: Any = None) -> tuple[np.ndarray, np.ndarray]:
         cfg = self.config
         if cfg.text_encoder == "glove_gru":
             ids = self.vocab_.encode_many(self._titles(ds), cfg.max_tokens)
@@ -180,7 +183,7 @@ class CoverTitleFusion(VidpopModel):
 
         # a model saved before the encoder was chosen by language used MiniLM
         enc = getattr(self, "text_encoder_", "minilm" if cfg.text_encoder == "auto" else cfg.text_encoder)
-        return dataset_features(ds, SENTENCE_FEATURES[enc], store=self._store(), progress=cfg.progress)
+        return dataset_features(ds, SENTENCE_FEATURES[enc], store=self._store(store), progress=cfg.progress)
 
     def _choose_text_encoder(self, train: VideoDataset) -> None:
         """Resolve ``auto`` once, on the training titles (predict reuses the choice)."""
@@ -196,13 +199,14 @@ class CoverTitleFusion(VidpopModel):
             raise VidpopError(f"fine-tuning runs MiniLM end to end, but these titles need e5 ({why})")
         self.label_info_["text_encoder"] = f"{self.text_encoder_} ({why})"
 
-    def inputs(self, ds: VideoDataset) -> dict[str, np.ndarray]:
-        """The network's input arrays for every row of ``ds`` (``INPUT_KEYS``)."""
+    def inputs(self, ds: VideoDataset, store: Any = None) -> dict[str, np.ndarray]:
+        """The network's input arrays for every row of ``ds`` (``INPUT_KEYS``); features via ``store``
+        (None = the config's feature store)."""
         if self.config.finetune:
             img, img_mask = self._pixels(ds)
         else:
-            img, img_mask = self._image_features(ds)
-        txt, txt_mask = self._text_inputs(ds)
+            img, img_mask = self._image_features(ds, store)
+        txt, txt_mask = self._text_inputs(ds, store)
         return {
             "img": img,
             "img_mask": img_mask.astype(np.float32),
@@ -327,13 +331,21 @@ class CoverTitleFusion(VidpopModel):
         data = {k: arrays[k] for k in INPUT_KEYS}
         return predict_batched(m, self._forward, data, batch_size=256).argmax(axis=1)
 
-    def predict_proba(self, X: VideoDataset) -> np.ndarray:
+    def prepare_inputs(self, dataset: VideoDataset, rows: Any = None, *, store: Any = None) -> dict[str, np.ndarray]:
+        """The network's input arrays for ``rows`` of ``dataset`` (what ``predict`` / ``predict_proba`` take
+        besides a dataset itself)."""
         self._check_fitted()
-        data = {k: v for k, v in self.inputs(X).items() if k in INPUT_KEYS}
+        return self.inputs(dataset_rows(dataset, rows), store)
+
+    def predict_proba(self, X: VideoDataset | dict[str, np.ndarray]) -> np.ndarray:
+        """Class probabilities (n, n_classes) of a dataset's videos, or of arrays from :meth:`prepare_inputs`."""
+        self._check_fitted()
+        arrays = X if isinstance(X, dict) else self.inputs(X)
+        data = {k: v for k, v in arrays.items() if k in INPUT_KEYS}
         logits = predict_batched(self.module_, self._forward, data, batch_size=256)
         return torch.softmax(torch.from_numpy(logits), dim=1).numpy()
 
-    def predict(self, X: VideoDataset) -> np.ndarray:
+    def predict(self, X: VideoDataset | dict[str, np.ndarray]) -> np.ndarray:
         """Ordinal class per video (0 = least popular)."""
         return self.predict_proba(X).argmax(axis=1)
 

@@ -129,6 +129,7 @@ class LightGBMRegressor(_LightGBMBase):
 
     task = "regression"
     description = "LightGBM gradient-boosted trees regressor (the strong tabular baseline)"
+    capabilities = frozenset({"predict"})  # on the feature matrix its recipe builds
 
     def fit(
         self, X: np.ndarray, y: np.ndarray, X_val: np.ndarray | None = None, y_val: np.ndarray | None = None
@@ -150,6 +151,7 @@ class LightGBMClassifier(_LightGBMBase):
 
     task = "classification"
     description = "LightGBM gradient-boosted trees classifier"
+    capabilities = frozenset({"predict"})
 
     def fit(
         self, X: np.ndarray, y: np.ndarray, X_val: np.ndarray | None = None, y_val: np.ndarray | None = None

@@ -46,6 +46,7 @@ class MLPRegressor(VidpopModel):
     task = "regression"
     description = "MLP regressor on a feature matrix (baseline; the demo model)"
     Config = MLPConfig
+    capabilities = frozenset({"predict"})  # on a feature matrix
 
     def _build_module(self) -> nn.Module:
         return mlp([self.n_features_, *self.config.hidden, self.n_targets_], dropout=self.config.dropout)

@@ -13,7 +13,7 @@ import functools
 import warnings
 from collections.abc import Sequence
 from pathlib import Path
-from typing import Any
+from typing import Any, ClassVar
 
 import numpy as np
 import pandas as pd
@@ -35,6 +35,8 @@ class Recommender(VidpopModel):
     """
 
     task = "recommendation"
+    capabilities: ClassVar[frozenset[str]] = frozenset({"recommend"})
+    consumes: ClassVar[str] = "queries"
     #: True for cold-start models that use ``UserQuery.text`` and ignore the history
     uses_text: bool = False
     #: True for models whose ``fit`` accepts ``validation=RecValidation`` (early stopping on held-out items)

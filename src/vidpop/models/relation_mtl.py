@@ -135,6 +135,7 @@ class RelationMTLRegressor(VidpopModel):
     task = "regression"
     description = "relation network over the titles released just before + multi-task (views, follows) regressor"
     Config = RelationMTLConfig
+    capabilities = frozenset({"predict"})  # on the relation recipe's prepared arrays
 
     def _build_module(self) -> nn.Module:
         return RelationMTLNet(self.n_features_, self.config)

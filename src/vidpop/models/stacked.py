@@ -53,6 +53,7 @@ class StackedConformalRegressor(VidpopModel):
     task = "regression"
     description = "stacked blend (e.g. PoE + LightGBM + retrieval) with cross-fitted conformal 95% intervals"
     Config = StackedConfig
+    capabilities = frozenset({"predict", "intervals"})  # on the base models' predictions
 
     def fit(
         self, P: np.ndarray, y: np.ndarray, scales: np.ndarray | None = None, names: list[str] | None = None

@@ -27,6 +27,7 @@ from __future__ import annotations
 
 import math
 from dataclasses import dataclass, field
+from typing import Any
 
 import numpy as np
 import torch
@@ -34,7 +35,7 @@ from torch import nn
 
 from vidpop.data.preprocessing import Standardizer
 from vidpop.errors import VidpopError
-from vidpop.models.base import VidpopModel
+from vidpop.models.base import VidpopModel, dataset_rows
 from vidpop.models.config import ModelConfig
 from vidpop.models.contrastive_text import ContrastiveTextConfig, ProjectionHead, fit_projection
 from vidpop.models.mlp import mlp
@@ -154,6 +155,8 @@ class VariationalPoERegressor(VidpopModel):
     task = "regression"
     description = "variational product-of-experts over visual/acoustic/textual/social inputs; mean + 95% interval"
     Config = VariationalPoEConfig
+    capabilities = frozenset({"predict", "intervals", "from_text"})
+    consumes = "dataset"
 
     def _build_module(self) -> nn.Module:
         return PoENet(self.in_dims_, self.text_in_, self.config, len(self.target_names_))
@@ -314,6 +317,16 @@ class VariationalPoERegressor(VidpopModel):
             q = np.asarray(cal, np.float64)
             lo, hi = lo - q, hi + q
         return {"mean": samples.mean(axis=0), "lower": lo, "upper": hi, "calibrated": np.asarray(cal is not None)}
+
+    def prepare_inputs(
+        self, dataset: Any, rows: Any = None, *, store: Any = None, social_names: list[str] | None = None
+    ) -> PoEInputs:
+        """The experts' inputs for ``rows`` of a VideoDataset; ``social_names`` is the recipe's social column
+        order (``recipe.json``), see :func:`vidpop.models.video_inputs.poe_inputs_for`."""
+        from vidpop.models.video_inputs import poe_inputs_for
+
+        self._check_fitted()
+        return poe_inputs_for(self, dataset_rows(dataset, rows), store, social_names)
 
     def predict(self, X: PoEInputs) -> np.ndarray:
         """The sample mean, (n,) for one target or (n, targets)."""

@@ -87,6 +87,7 @@ class InterestRNN(Recommender):
 
     description = "dynamic interest RNN: semantic video embedding + LDA interests + Jaccard relevance + GRU (greedy)"
     Config = InterestRNNConfig
+    capabilities = frozenset({"recommend", "from_text"})  # a text-only query takes the cold-start step
 
     @property
     def item_feature_kinds(self) -> tuple[str, ...]:

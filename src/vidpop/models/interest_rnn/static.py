@@ -75,6 +75,7 @@ class StaticDNNNet(nn.Module):
 class StaticDNN(Recommender):
     description = "Static-DNN ablation: 3-layer MLP on the averaged history text features, BPR ranking loss"
     Config = StaticDNNConfig
+    capabilities = frozenset({"recommend"})
 
     @property
     def item_feature_kinds(self) -> tuple[str, ...]:

@@ -49,6 +49,7 @@ class MKNNRecommender(FittedItems):
 
     description = "MKNN: user-KNN on text-topic similarity (cold start)"
     Config = MKNNConfig
+    capabilities = frozenset({"recommend", "from_text"})  # reads UserQuery.text
     uses_text = True
 
     def fit(self, X: RecData, y: Any = None, **kwargs: Any) -> MKNNRecommender:
@@ -86,6 +87,7 @@ class CBRecommender(FittedItems):
 
     description = "CB: TF-IDF similarity between video text and user text (cold start)"
     Config = CBConfig
+    capabilities = frozenset({"recommend", "from_text"})  # reads UserQuery.text
     uses_text = True
 
     def fit(self, X: RecData, y: Any = None, **kwargs: Any) -> CBRecommender:
@@ -115,6 +117,7 @@ class SCARecommender(FittedItems):
 
     description = "SCA: ridge transfer from text topics to MF user factors (cold start)"
     Config = SCAConfig
+    capabilities = frozenset({"recommend", "from_text"})  # reads UserQuery.text
     uses_text = True
 
     def fit(self, X: RecData, y: Any = None, **kwargs: Any) -> SCARecommender:

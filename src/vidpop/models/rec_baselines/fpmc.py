@@ -79,6 +79,7 @@ class FPMCRecommender(SequentialTorchRecommender):
 
     description = "FPMC: factorised personalised Markov chain (BPR loss)"
     Config = FPMCConfig
+    capabilities = frozenset({"recommend"})
     loss = staticmethod(bpr_loss)
 
     def _build_module(self) -> nn.Module:

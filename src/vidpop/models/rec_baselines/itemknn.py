@@ -52,6 +52,7 @@ class ItemKNNRecommender(FittedItems):
 
     description = "Item-KNN: cosine similarity of item co-occurrence"
     Config = ItemKNNConfig
+    capabilities = frozenset({"recommend"})
 
     def fit(self, X: RecData, y: Any = None, **kwargs: Any) -> ItemKNNRecommender:
         self._remember(X)

@@ -98,6 +98,7 @@ class LFMRecommender(FittedItems):
 
     description = "LFM: implicit-feedback matrix factorisation (ALS), fold-in users"
     Config = LFMConfig
+    capabilities = frozenset({"recommend"})
 
     def fit(self, X: RecData, y: Any = None, **kwargs: Any) -> LFMRecommender:
         self._remember(X)

@@ -128,6 +128,7 @@ class SASRecRecommender(SequentialTorchRecommender):
 
     description = "SASRec: self-attentive sequential recommendation, full softmax (modern reference)"
     Config = SASRecConfig
+    capabilities = frozenset({"recommend"})
     loss = staticmethod(full_ce_loss)
 
     def _build_module(self) -> nn.Module:

@@ -26,6 +26,7 @@ class RandomRecommender(FittedItems):
 
     description = "Random ranking (floor of every table)"
     Config = RandomConfig
+    capabilities = frozenset({"recommend"})
     uses_text = False
 
     def fit(self, X: RecData, y: Any = None, **kwargs: Any) -> RandomRecommender:
@@ -51,6 +52,7 @@ class PopularityRecommender(FittedItems):
 
     description = "Most watched items in the training view"
     Config = PopConfig
+    capabilities = frozenset({"recommend"})
 
     def fit(self, X: RecData, y: Any = None, **kwargs: Any) -> PopularityRecommender:
         self._remember(X)
