@@ -3,7 +3,9 @@
 from __future__ import annotations
 
 import os
+from collections.abc import Sequence
 from pathlib import Path
+from typing import Any
 
 #: Environment variable naming the folder that holds the staged datasets (``<root>/<name>/``).
 DATA_ENV = "VIDPOP_DATA"
@@ -35,3 +37,26 @@ def cache_root() -> Path:
     if env:
         return Path(env).expanduser().resolve()
     return Path.home() / ".cache" / "vidpop"
+
+
+def parse_key_values(pairs: Sequence[str], option: str = "--set", json_values: bool = True) -> dict[str, Any]:
+    """The one ``key=value`` parser of the command lines (``--set``, ``--option``): ``["a=1", "b=x=y"]`` ->
+    ``{"a": 1, "b": "x=y"}``. Values are JSON where they parse (``json_values``), else the text; keys are
+    stripped; a pair without ``=`` or without a key is a user error naming ``option``."""
+    import contextlib
+    import json
+
+    from vidpop.errors import VidpopError
+
+    bad = [p for p in pairs if "=" not in p or not p.split("=", 1)[0].strip()]
+    if bad:
+        raise VidpopError(f"{option} expects key=value, got {', '.join(map(repr, bad))}")
+    out: dict[str, Any] = {}
+    for pair in pairs:
+        key, raw = pair.split("=", 1)
+        value: Any = raw
+        if json_values:
+            with contextlib.suppress(json.JSONDecodeError):  # else plain text
+                value = json.loads(raw)
+        out[key.strip()] = value
+    return out

@@ -15,14 +15,9 @@ app = typer.Typer(no_args_is_help=True)
 
 
 def _load(name_or_dir: str):
-    """An imported dataset folder, or an adapter name read from the staged data."""
-    from vidpop.data.adapters import get_adapter
-    from vidpop.data.schema import VideoDataset
+    from vidpop.data.adapters import load_dataset
 
-    p = Path(name_or_dir)
-    if (p / "manifest.json").exists():
-        return VideoDataset.load(p)
-    return get_adapter(name_or_dir).load()
+    return load_dataset(name_or_dir)
 
 
 def _seeds(seeds: str) -> list[int]:

@@ -7,6 +7,7 @@ from pathlib import Path
 
 import typer
 
+from vidpop.config import parse_key_values
 from vidpop.data.adapters import adapter_names, get_adapter
 from vidpop.data.schema import VideoDataset
 from vidpop.errors import VidpopError
@@ -80,11 +81,8 @@ def download(
 
 
 def parse_options(option: list[str]) -> dict[str, str]:
-    """``["k=v", ...]`` -> ``{"k": "v"}``; a malformed entry is a user error, not a traceback."""
-    bad = [o for o in option if "=" not in o or not o.split("=", 1)[0].strip()]
-    if bad:
-        raise VidpopError(f"--option takes key=value, got {bad}")
-    return {k.strip(): v for k, v in (o.split("=", 1) for o in option)}
+    """``["k=v", ...]`` -> ``{"k": "v"}`` (text values); a malformed entry is a user error, not a traceback."""
+    return parse_key_values(option, "--option", json_values=False)
 
 
 def _print_info(ds: VideoDataset) -> None:

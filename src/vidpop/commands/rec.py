@@ -23,9 +23,9 @@ PAPER_NOTE = "paper's filter: users with > 10 interactions (--min-user-interacti
 
 
 def _load(dataset: str):  # -> VideoDataset
-    from vidpop.data.adapters import get_adapter
+    from vidpop.data.adapters import load_dataset
 
-    return get_adapter(dataset).load()
+    return load_dataset(dataset)
 
 
 def _emit(text: str, lines: list[str]) -> None:

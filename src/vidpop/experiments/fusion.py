@@ -14,12 +14,12 @@ from typing import Any
 
 import numpy as np
 
+from vidpop.data.adapters.base import load_dataset  # the one loader
 from vidpop.data.labels import LABEL_RECIPES
 from vidpop.data.schema import VideoDataset
 from vidpop.data.splits import random_split
 from vidpop.errors import MissingBackboneError
 from vidpop.models.cover_title_fusion import CoverTitleFusion, CoverTitleFusionConfig
-from vidpop.recipes.common import load_data as load_dataset  # one loader: the recipes'
 from vidpop.recipes.fusion import Parts
 from vidpop.training import metrics
 

@@ -20,13 +20,18 @@ from typing import Any
 
 import numpy as np
 
+from vidpop.data.adapters.base import load_dataset  # noqa: F401  (the one loader, under this module's old name)
 from vidpop.models.poe_inputs import PoEInputs
 from vidpop.models.registry import build_model
 from vidpop.models.variational_poe import VariationalPoERegressor, sample_intervals
-
-# how the PoE is fed is the recipe's (one definition each); the old names still import from here
-from vidpop.recipes.common import load_data as load_dataset  # noqa: F401
-from vidpop.recipes.poe import SPLITS, PoETask, labelled, make_split, prepare, stack_tasks  # noqa: F401
+from vidpop.recipes.poe import (  # noqa: F401  (how the PoE is fed: the recipe's; old names import from here)
+    SPLITS,
+    PoETask,
+    labelled,
+    make_split,
+    prepare,
+    stack_tasks,
+)
 from vidpop.training import metrics
 from vidpop.training.conformal import SplitConformal
 

@@ -23,7 +23,7 @@ from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
 
-from vidpop.data.schema import VideoDataset
+from vidpop.data.adapters.base import load_dataset as load_data
 from vidpop.errors import VidpopError
 
 
@@ -137,25 +137,6 @@ def is_finite(v: Any) -> bool:
 
 
 # ------------------------------------------------------------------------------------------ data
-def load_data(name_or_dir: str) -> VideoDataset:
-    """``--data``: an imported dataset folder (``manifest.json``) or an adapter name; anything else is a
-    user error reported in one line (exit code 2)."""
-    from vidpop.data.adapters import get_adapter
-
-    p = Path(name_or_dir)
-    if (p / "manifest.json").exists():
-        return VideoDataset.load(p)
-    if p.is_dir():
-        raise VidpopError(f"--data {name_or_dir}: folder has no manifest.json (import it with `vidpop data import`)")
-    try:
-        adapter = get_adapter(name_or_dir)
-    except VidpopError as exc:
-        raise VidpopError(
-            f"--data {name_or_dir!r} is neither an imported dataset folder nor an adapter: {exc}"
-        ) from exc
-    return adapter.load()
-
-
 def data_label(name_or_dir: str) -> str:
     return Path(name_or_dir).name if Path(name_or_dir).exists() else name_or_dir
 

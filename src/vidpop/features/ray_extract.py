@@ -26,6 +26,7 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
+from vidpop.config import parse_key_values
 from vidpop.data.schema import VideoDataset
 from vidpop.errors import VidpopError
 from vidpop.features.extract import DEFAULT_BATCH, build_extractor, dataset_items, resolve_kind
@@ -152,13 +153,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     p.add_argument("--batch-size", type=int, default=None, help="items per actor call = per stored part")
     p.add_argument("--set", dest="options", action="append", default=[], help="extractor option key=value")
     a = p.parse_args(argv)
-    options: dict[str, Any] = {}
-    for pair in a.options:
-        key, _, raw = pair.partition("=")
-        try:
-            options[key] = json.loads(raw)
-        except json.JSONDecodeError:
-            options[key] = raw
+    options = parse_key_values(a.options, "--set")
     src = Path(a.source)
     source: Any = src
     if src.is_dir():

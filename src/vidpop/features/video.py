@@ -95,8 +95,15 @@ def check_decodable(path: str | Path, max_packets: int = 600) -> VideoInfo:
                 raise VideoDecodeError(f"{name} has no decodable video frames")
         except (av.FFmpegError, ValueError) as exc:
             raise VideoDecodeError(f"{name} has no decodable video frames") from exc
-        fps = float(v.average_rate) if v.average_rate else 0.0
-        return VideoInfo(str(path), _duration(c), fps, v.width, v.height, int(v.frames or 0), bool(c.streams.audio))
+        return _info(path, c)
+
+
+def _info(path: str | Path, container: Any) -> VideoInfo:
+    """The metadata of an open container's first video stream (the one probe and the decode check share)."""
+    v = container.streams.video[0]
+    fps = float(v.average_rate) if v.average_rate else 0.0
+    audio = bool(container.streams.audio)
+    return VideoInfo(str(path), _duration(container), fps, v.width, v.height, int(v.frames or 0), audio)
 
 
 def _duration(container: Any) -> float:
@@ -113,9 +120,7 @@ def _duration(container: Any) -> float:
 def probe(path: str | Path) -> VideoInfo:
     """Container metadata without decoding."""
     with open_media(path) as c:
-        v = c.streams.video[0]
-        fps = float(v.average_rate) if v.average_rate else 0.0
-        return VideoInfo(str(path), _duration(c), fps, v.width, v.height, int(v.frames or 0), bool(c.streams.audio))
+        return _info(path, c)
 
 
 def target_times(duration: float, n_frames: int, first_seconds: float | None = None) -> np.ndarray:

@@ -2,9 +2,9 @@
 
 from __future__ import annotations
 
-from pathlib import Path
 from typing import Any
 
+from vidpop.data.adapters.base import load_dataset as load_data  # noqa: F401  (the one loader)
 from vidpop.data.schema import VideoDataset
 from vidpop.data.splits import SPLIT_KINDS, Split, split_videos
 from vidpop.errors import VidpopError
@@ -24,15 +24,6 @@ def split_options(config: dict[str, Any]) -> tuple[dict[str, Any], dict[str, Any
     if unknown:
         raise VidpopError(f"unknown recipe option(s) {unknown}; valid keys of 'recipe': {', '.join(RECIPE_OPTIONS)}")
     return config, opts
-
-
-def load_data(name_or_dir: str, limit: int | None = None, seed: int = 0) -> VideoDataset:
-    """An imported dataset folder or an adapter name; ``limit`` keeps a seeded sample of that many videos."""
-    from vidpop.data.adapters import get_adapter
-
-    p = Path(name_or_dir)
-    ds = VideoDataset.load(p) if (p / "manifest.json").exists() else get_adapter(name_or_dir).load()
-    return ds.sample(limit, seed)
 
 
 def with_seed(config: dict[str, Any], seed: int) -> dict[str, Any]:

@@ -14,7 +14,7 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
-from vidpop.data.adapters.base import get_adapter
+from vidpop.data.adapters.base import load_dataset
 from vidpop.data.schema import VideoDataset
 from vidpop.data.splits import Split, temporal_split
 from vidpop.errors import NoLabelledDataError, VidpopError
@@ -72,7 +72,7 @@ def setup_for(dataset: str, **overrides: Any) -> RelationSetup:
 
 def load_dated(dataset: str) -> VideoDataset:
     """The adapter's dataset restricted to titles with a release date (the only ones a temporal split uses)."""
-    ds = get_adapter(dataset).load()
+    ds = load_dataset(dataset)
     dated = ds.videos["published_at"].notna()
     if not dated.any():
         raise NoLabelledDataError(f"{dataset}: no title has a release date; the temporal protocol needs one")

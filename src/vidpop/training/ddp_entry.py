@@ -17,7 +17,6 @@ folder (loadable in a single process by :func:`vidpop.models.base.load_model`), 
 
 from __future__ import annotations
 
-import json
 import os
 import sys
 import time
@@ -28,6 +27,7 @@ from typing import Any
 
 import torch
 
+from vidpop.config import parse_key_values
 from vidpop.errors import VidpopError
 from vidpop.training import distributed
 from vidpop.training.loop import seed_everything
@@ -65,15 +65,8 @@ def _nested(config: dict[str, Any], key: str, value: Any) -> None:
 def parse_overrides(pairs: Sequence[str]) -> dict[str, Any]:
     """``["hidden=[64,32]", "train.epochs=3", "dropout=0"]`` -> nested config dict (JSON values, else str)."""
     config: dict[str, Any] = {}
-    for pair in pairs:
-        if "=" not in pair:
-            raise VidpopError(f"--set expects key=value, got {pair!r}")
-        key, raw = pair.split("=", 1)
-        try:
-            value = json.loads(raw)
-        except json.JSONDecodeError:
-            value = raw
-        _nested(config, key.strip(), value)
+    for key, value in parse_key_values(pairs, "--set").items():
+        _nested(config, key, value)
     return config
 
 

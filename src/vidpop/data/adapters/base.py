@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import hashlib
 import urllib.error
 import urllib.request
 from abc import ABC, abstractmethod
@@ -69,6 +70,20 @@ class Adapter(ABC):
         return dest
 
 
+def source_file(adapter: str, path: Path, rel: str, hint: str = "", single: bool = False) -> Path:
+    """The source file ``path / rel`` of an adapter (``path`` itself when ``single`` and it is a file), else
+    :class:`DataNotFoundError` naming the adapter, the path and what was expected (``hint``)."""
+    f = path if single and path.is_file() else path / rel
+    if not f.exists():
+        raise DataNotFoundError(f"{adapter}: {f} not found ({hint or f'expected the file {rel}'})")
+    return f
+
+
+def stable_id(prefix: str, *parts: str) -> str:
+    """A short id that depends only on ``parts`` (sha1 of them joined by the unit separator)."""
+    return prefix + hashlib.sha1("\x1f".join(parts).encode("utf-8")).hexdigest()[:12]
+
+
 def fetch_url(url: str, target: Path, timeout: float = 30.0, headers: dict[str, str] | None = None) -> Path:
     """Download ``url`` to ``target`` atomically; raise a clear error when offline.
 
@@ -107,6 +122,24 @@ def get_adapter(name: str, **options: Any) -> Adapter:
     if name not in _ADAPTERS:
         raise VidpopError(f"unknown adapter '{name}'; known: {', '.join(sorted(_ADAPTERS))}")
     return _ADAPTERS[name](**options)
+
+
+def load_dataset(name_or_dir: str | Path, limit: int | None = None, seed: int = 0) -> VideoDataset:
+    """The one loader behind every ``--data``: an imported dataset folder (``manifest.json``) or an adapter
+    name read from the staged data; ``limit`` keeps a seeded random sample of that many videos. Anything
+    else is a user error in one line (:class:`VidpopError`)."""
+    p = Path(name_or_dir)
+    if (p / "manifest.json").exists():
+        return VideoDataset.load(p).sample(limit, seed)
+    if p.is_dir():
+        raise VidpopError(f"--data {name_or_dir}: folder has no manifest.json (import it with `vidpop data import`)")
+    try:
+        adapter = get_adapter(str(name_or_dir))
+    except VidpopError as exc:
+        raise VidpopError(
+            f"--data {str(name_or_dir)!r} is neither an imported dataset folder nor an adapter: {exc}"
+        ) from exc
+    return adapter.load().sample(limit, seed)
 
 
 def _import_all() -> None:

@@ -24,7 +24,6 @@ season without a named studio has no author.
 from __future__ import annotations
 
 import ast
-import hashlib
 import re
 from pathlib import Path
 from typing import ClassVar
@@ -32,7 +31,7 @@ from typing import ClassVar
 import numpy as np
 import pandas as pd
 
-from vidpop.data.adapters.base import Adapter, register_adapter
+from vidpop.data.adapters.base import Adapter, register_adapter, source_file, stable_id
 from vidpop.data.schema import VideoDataset
 from vidpop.errors import DataNotFoundError, VidpopError
 
@@ -133,10 +132,6 @@ def genre_tags(text: object) -> str:
     return _join([str(t).strip() for t in tags]) if isinstance(tags, list | tuple) else ""
 
 
-def _stable_id(prefix: str, text: str) -> str:
-    return prefix + hashlib.sha1(text.encode("utf-8")).hexdigest()[:12]
-
-
 @register_adapter
 class BilibiliBangumiAdapter(Adapter):
     name = "bilibili_bangumi_series"
@@ -153,10 +148,7 @@ class BilibiliBangumiAdapter(Adapter):
         return self._read_2022(path) if crawl == "2022" else self._read_2021(path)
 
     def _csv(self, path: Path, rel: str, encoding: str) -> pd.DataFrame:
-        f = path / rel
-        if not f.exists():
-            raise DataNotFoundError(f"{self.name}: {f} not found (expected {rel} under {path})")
-        return pd.read_csv(f, encoding=encoding)
+        return pd.read_csv(source_file(self.name, path, rel, f"expected {rel} under {path}"), encoding=encoding)
 
     def _read_2022(self, path: Path) -> VideoDataset:
         counts = self._csv(path, COUNTS_CSV, "utf-8-sig")
@@ -222,7 +214,7 @@ class BilibiliBangumiAdapter(Adapter):
 
     def _finish(self, videos: pd.DataFrame, notes: list[str], crawl: str) -> VideoDataset:
         first_studio = videos["studio"].str.split("|").str[0].replace("", np.nan)
-        videos["author_id"] = [None if pd.isna(s) else _stable_id("studio_", s) for s in first_studio]
+        videos["author_id"] = [None if pd.isna(s) else stable_id("studio_", s) for s in first_studio]
         authors = (
             pd.DataFrame({"author_id": videos["author_id"], "name": first_studio})
             .dropna()

@@ -15,13 +15,12 @@ counts; ties: the most views). The first-seen ranking list is kept in ``ranking_
 
 from __future__ import annotations
 
-import hashlib
 from pathlib import Path
 from typing import ClassVar
 
 import pandas as pd
 
-from vidpop.data.adapters.base import Adapter, register_adapter
+from vidpop.data.adapters.base import Adapter, register_adapter, source_file, stable_id
 from vidpop.data.schema import VideoDataset
 from vidpop.errors import DataNotFoundError, VidpopError
 
@@ -64,10 +63,6 @@ _WEEKLY_COLS = {
 }
 
 
-def _stable_id(prefix: str, *parts: str) -> str:
-    return prefix + hashlib.sha1("\x1f".join(parts).encode("utf-8")).hexdigest()[:12]
-
-
 @register_adapter
 class BilibiliPopularAdapter(Adapter):
     name = "bilibili_popular_videos_2021"
@@ -83,9 +78,7 @@ class BilibiliPopularAdapter(Adapter):
         if part not in {"ranking", "weekly"}:
             raise VidpopError(f"{self.name}: part must be 'ranking' or 'weekly', got '{part}'")
         fname, cols = (RANKING_CSV, _RANKING_COLS) if part == "ranking" else (WEEKLY_CSV, _WEEKLY_COLS)
-        csv = path / fname if path.is_dir() else path
-        if not csv.exists():
-            raise DataNotFoundError(f"{self.name}: {csv} not found (expected the file {fname})")
+        csv = source_file(self.name, path, fname, single=True)
         raw = pd.read_csv(csv)
         missing = [c for c in cols if c not in raw.columns]
         if missing:
@@ -113,8 +106,8 @@ class BilibiliPopularAdapter(Adapter):
         if first_list is not None:
             df = df.merge(first_list, on=key, how="left")
         df = df.sort_values(["published_at", "title"], kind="stable").reset_index(drop=True)
-        df["author_id"] = [_stable_id("up_", a) for a in df["author_name"]]
-        df["video_id"] = [_stable_id("bl_", t, a) for t, a in zip(df["title"], df["author_name"], strict=True)]
+        df["author_id"] = [stable_id("up_", a) for a in df["author_name"]]
+        df["video_id"] = [stable_id("bl_", t, a) for t, a in zip(df["title"], df["author_name"], strict=True)]
         # Follower counts of one uploader can differ between crawl days: keep the latest.
         authors = (
             df.sort_values("crawled_at", ascending=False, kind="stable")

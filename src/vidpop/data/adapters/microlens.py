@@ -33,7 +33,7 @@ import numpy as np
 import pandas as pd
 from tqdm.auto import tqdm
 
-from vidpop.data.adapters.base import Adapter, fetch_url, register_adapter
+from vidpop.data.adapters.base import Adapter, fetch_url, register_adapter, source_file
 from vidpop.data.schema import VideoDataset
 from vidpop.errors import DataNotFoundError, DownloadUnavailableError
 
@@ -54,10 +54,7 @@ _HASHTAG = re.compile(r"#\s*([^#]+?)\s*(?=#|$)")
 
 
 def _need(path: Path, name: str, adapter: str) -> Path:
-    f = path / name
-    if not f.exists():
-        raise DataNotFoundError(f"{adapter}: {f} not found (the MicroLens folder must hold {name})")
-    return f
+    return source_file(adapter, path, name, f"the MicroLens folder must hold {name}")
 
 
 def _read_short_titles(path: Path) -> pd.Series:

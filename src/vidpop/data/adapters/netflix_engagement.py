@@ -31,7 +31,7 @@ from typing import ClassVar
 import numpy as np
 import pandas as pd
 
-from vidpop.data.adapters.base import Adapter, register_adapter
+from vidpop.data.adapters.base import Adapter, register_adapter, source_file
 from vidpop.data.schema import VideoDataset
 from vidpop.errors import DataNotFoundError
 
@@ -106,9 +106,7 @@ class NetflixEngagementAdapter(Adapter):
     def read(self, path: Path) -> VideoDataset:
         parts, row_counts = [], {}
         for fname, (label, start, end) in REPORTS.items():
-            f = path / fname
-            if not f.exists():
-                raise DataNotFoundError(f"{self.name}: {f} not found")
+            f = source_file(self.name, path, fname)
             df = read_report(f)
             row_counts[label] = len(df)
             df["report"], df["window_start"], df["window_end"] = (

@@ -17,9 +17,8 @@ from typing import ClassVar
 
 import pandas as pd
 
-from vidpop.data.adapters.base import Adapter, register_adapter
+from vidpop.data.adapters.base import Adapter, register_adapter, source_file
 from vidpop.data.schema import VideoDataset
-from vidpop.errors import DataNotFoundError
 
 PREFIX = "SMP-Video_anonymized"
 PARTS = ("train", "test")
@@ -35,9 +34,8 @@ _AUTHOR_RENAME = {
 
 
 def _read(path: Path, part: str, table: str) -> pd.DataFrame:
-    f = path / part / f"{PREFIX}_{table}_{part}.jsonl"
-    if not f.exists():
-        raise DataNotFoundError(f"smp_video_2025: {f} not found (expected the organisers' {part} files)")
+    rel, hint = f"{part}/{PREFIX}_{table}_{part}.jsonl", f"expected the organisers' {part} files"
+    f = source_file("smp_video_2025", path, rel, hint)
     return pd.read_json(f, lines=True, dtype={"pid": str, "uid": str, "vid": str})
 
 

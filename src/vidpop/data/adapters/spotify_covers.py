@@ -15,9 +15,8 @@ from typing import ClassVar
 import numpy as np
 import pandas as pd
 
-from vidpop.data.adapters.base import Adapter, register_adapter
+from vidpop.data.adapters.base import Adapter, register_adapter, source_file
 from vidpop.data.schema import VideoDataset
-from vidpop.errors import DataNotFoundError
 
 CSV_NAME = "labels.csv"
 IMAGE_DIR = "images"
@@ -61,9 +60,7 @@ class SpotifyCoversAdapter(Adapter):
     expected_rows: ClassVar[dict[str, int]] = {"videos": 1859}
 
     def read(self, path: Path) -> VideoDataset:
-        csv = path / CSV_NAME if path.is_dir() else path
-        if not csv.exists():
-            raise DataNotFoundError(f"{self.name}: {csv} not found (expected the file {CSV_NAME})")
+        csv = source_file(self.name, path, CSV_NAME, single=True)
         root = csv.parent
         raw = pd.read_csv(csv, dtype={"playlist_uri": str, "track_name": str})
         covers = [root / IMAGE_DIR / f for f in raw["image_file"].astype(str)]

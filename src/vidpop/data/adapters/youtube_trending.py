@@ -24,7 +24,7 @@ from typing import ClassVar
 import pandas as pd
 
 from vidpop.config import dataset_dir
-from vidpop.data.adapters.base import Adapter, register_adapter
+from vidpop.data.adapters.base import Adapter, register_adapter, source_file
 from vidpop.data.schema import VideoDataset
 from vidpop.errors import DataNotFoundError, VidpopError
 
@@ -98,9 +98,7 @@ class YoutubeTrending2017Adapter(Adapter):
             raise VidpopError(f"{self.name}: unknown countries {unknown}; the files cover {list(COUNTRIES)}")
         parts, raw_rows, notes_extra = [], {}, []
         for country in countries:
-            csv = path / f"{country}videos.csv"
-            if not csv.exists():
-                raise DataNotFoundError(f"{self.name}: {csv} not found")
+            csv = source_file(self.name, path, f"{country}videos.csv")
             raw = read_trending_csv(csv)
             raw_rows[country] = len(raw)
             if len(raw) != self.source_rows[country]:

@@ -13,9 +13,8 @@ from typing import ClassVar
 
 import pandas as pd
 
-from vidpop.data.adapters.base import Adapter, register_adapter
+from vidpop.data.adapters.base import Adapter, register_adapter, source_file
 from vidpop.data.schema import VideoDataset
-from vidpop.errors import DataNotFoundError
 
 CSV_NAME = "youtube_top_new_complete.csv"
 
@@ -44,9 +43,7 @@ class YoutubeViewsSubscribersAdapter(Adapter):
     expected_rows: ClassVar[dict[str, int]] = {"videos": 6062, "authors": 6062}
 
     def read(self, path: Path) -> VideoDataset:
-        csv = path / CSV_NAME if path.is_dir() else path
-        if not csv.exists():
-            raise DataNotFoundError(f"{self.name}: {csv} not found (expected the file {CSV_NAME})")
+        csv = source_file(self.name, path, CSV_NAME, single=True)
         raw = pd.read_csv(csv, dtype={"video_id": str, "category_id": str})
         videos = raw.rename(columns=_RENAME)
         videos["published_at"] = pd.to_datetime(raw["published_at"], utc=True, errors="coerce")
