@@ -81,3 +81,31 @@ def test_poe_inputs_follow_the_trained_social_columns(monkeypatch: pytest.Monkey
     assert "social" not in video_inputs.poe_inputs_for(model, ds).values  # 1 column here, 2 trained
     model.trained_modalities_ = ["textual"]
     assert "social" not in video_inputs.poe_inputs_for(model, ds, social_names=["log1p_days_since_release"]).values
+
+
+def test_evaluate_model_feeds_prepare_inputs_and_picks_the_task_set() -> None:
+    """``evaluate_model(model, dataset, rows, y)``: the model's own input for those rows, the standard set of
+    its task (synthetic stand-in models that echo a column)."""
+    from types import SimpleNamespace
+
+    from vidpop.training.evaluation import evaluate_model
+
+    videos = pd.DataFrame({"video_id": list("abcd"), "title": list("wxyz"), "views": [1.0, 2.0, 3.0, 5.0]})
+    ds = VideoDataset("synthetic", videos)
+    seen = []
+
+    def prep(dataset: VideoDataset, rows: np.ndarray) -> np.ndarray:
+        seen.append(list(rows))
+        return dataset.videos["views"].to_numpy()[rows]
+
+    reg = SimpleNamespace(task="regression", capabilities=frozenset({"predict"}), prepare_inputs=prep,
+                          predict=lambda X: X + 1.0)  # fmt: skip
+    out = evaluate_model(reg, ds, [3, 1], "views")
+    assert seen == [[3, 1]] and out["views"]["MAE"] == 1.0 and out["views"]["n_test"] == 2
+    clf = SimpleNamespace(task="classification", capabilities=frozenset({"predict"}), prepare_inputs=prep,
+                          predict=lambda X: (X > 2).astype(int),
+                          predict_proba=lambda X: np.column_stack([1 - X / 10, X / 10]))  # fmt: skip
+    res = evaluate_model(clf, ds, [0, 1, 2, 3], np.array([0, 0, 1, 1]))
+    assert res["accuracy"] == 1.0 and res["Spearman"] > 0.8 and res["n_test"] == 4
+    with pytest.raises(VidpopError, match="recommendation"):
+        evaluate_model(SimpleNamespace(task="recommendation", prepare_inputs=prep), ds, [0], [1.0])

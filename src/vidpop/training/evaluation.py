@@ -143,3 +143,31 @@ def evaluate(task: str, *args: Any, **kwargs: Any) -> Any:
     if task not in fns:
         raise VidpopError(f"unknown task kind '{task}'; known: {', '.join(TASKS)}")
     return fns[task](*args, **kwargs)
+
+
+def evaluate_model(
+    model: Any, dataset: Any, rows: Any, y_true: Any, target_names: Sequence[str] | None = None
+) -> dict[str, Any]:
+    """``evaluate(model, dataset, split)`` for a model that reads a VideoDataset itself (``consumes ==
+    "dataset"``): its input for ``rows`` of ``dataset`` from ``model.prepare_inputs``, then the standard set
+    of ``model.task`` against ``y_true`` (an array aligned to ``rows``, or the name of a column of
+    ``dataset.videos``). Regression adds the 95% interval metrics when the model declares ``intervals``;
+    classification adds the ``Spearman`` of P(class 1) when it has ``predict_proba``."""
+    rows = np.asarray(rows, dtype=np.int64)
+    y = dataset.videos[y_true].to_numpy("float64")[rows] if isinstance(y_true, str) else np.asarray(y_true)
+    if len(y) != len(rows):
+        raise VidpopError(f"{len(rows)} rows but {len(y)} targets")
+    names = target_names or ([y_true] if isinstance(y_true, str) else None)
+    X = model.prepare_inputs(dataset, rows)
+    task = model.task
+    if task == "regression":
+        if "intervals" in model.capabilities:
+            r = model.predict_interval(X)
+            return regression(y, r["mean"], names, r["lower"], r["upper"])
+        return regression(y, model.predict(X), names)
+    if task == "classification":
+        proba = model.predict_proba(X)[:, 1] if callable(getattr(model, "predict_proba", None)) else None
+        return classification(y, model.predict(X), proba)
+    if task == "ordinal":
+        return ordinal(y, model.predict(X))
+    raise VidpopError(f"evaluate_model covers the popularity tasks; a {task} model goes through recommendation()")
