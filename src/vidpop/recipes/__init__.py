@@ -6,11 +6,12 @@ Options that belong to the recipe rather than the model travel as ``recipe.<key>
 ``recipe.limit`` (a seeded sample of that many videos), ``recipe.seed``, ``recipe.split``
 (``random | time | user`` where the data allows it), ``recipe.covers`` / ``recipe.covers_limit``
 (attention), ``recipe.min_user_interactions`` / ``recipe.max_test_users`` / ``recipe.epochs``
-(recommenders), ``recipe.horizon`` / ``cutoff`` / ``n_related`` / ``same_category`` / ``title`` (relation).
+(recommenders), ``recipe.target`` (the target column of a dataset model's fallback recipe),
+``recipe.horizon`` / ``cutoff`` / ``n_related`` / ``same_category`` / ``title`` (relation).
 What a recipe was given is saved as ``recipe.json`` in the model folder.
 """
 
-from vidpop.recipes import attention, fusion, matrix, poe, rec, relation  # noqa: F401  (each registers its recipes)
+from vidpop.recipes import attention, dataset, fusion, matrix, poe, rec, relation  # noqa: F401  (each registers its recipes)
 from vidpop.recipes.common import load_data, split_options
 from vidpop.recipes.evaluate import evaluate_model_dir
 from vidpop.recipes.registry import register_evaluator, register_recipe

@@ -12,7 +12,7 @@ from vidpop.errors import VidpopError
 #: options a recipe reads from ``recipe.*`` overrides (anything else under ``recipe`` is refused)
 RECIPE_OPTIONS = (
     "limit", "seed", "split", "covers", "covers_limit", "min_user_interactions", "max_test_users", "epochs",
-    "progress", "horizon", "cutoff", "n_related", "same_category", "title",
+    "progress", "horizon", "cutoff", "n_related", "same_category", "title", "target",
 )  # fmt: skip
 
 

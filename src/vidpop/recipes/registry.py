@@ -14,8 +14,9 @@ Evaluator = Callable[[Any, dict[str, Any]], dict[str, Any]]
 
 _RECIPES: dict[str, Recipe] = {}
 _EVALUATORS: dict[str, Evaluator] = {}
-#: (base class, recipe, evaluator): every registered model of that kind (e.g. all recommenders)
-_BY_CLASS: list[tuple[type, Recipe, Evaluator]] = []
+#: (base class, condition on the class, recipe, evaluator): every registered model of that kind (e.g. all
+#: recommenders), first match wins
+_BY_CLASS: list[tuple[type, Callable[[type], bool] | None, Recipe, Evaluator]] = []
 
 
 def _register(table: dict[str, Any], kind: str, models: tuple[str, ...], fn: Any) -> None:
@@ -43,18 +44,20 @@ def register_evaluator(*models: str) -> Callable[[Evaluator], Evaluator]:
     return deco
 
 
-def register_for_class(base: type, recipe: Recipe, evaluator: Evaluator) -> None:
-    """One recipe and evaluator for every model whose class derives from ``base`` (looked up on use, so
-    registering does not import every model module)."""
-    _BY_CLASS.append((base, recipe, evaluator))
+def register_for_class(
+    base: type, recipe: Recipe, evaluator: Evaluator, when: Callable[[type], bool] | None = None
+) -> None:
+    """One recipe and evaluator for every model whose class derives from ``base`` (and passes ``when``, e.g.
+    what it consumes); looked up on use, so registering does not import every model module."""
+    _BY_CLASS.append((base, when, recipe, evaluator))
 
 
 def _by_class(model: str) -> tuple[Recipe, Evaluator] | None:
     from vidpop.models.registry import get_model_class
 
     cls = get_model_class(model)
-    for base, recipe, evaluator in _BY_CLASS:
-        if issubclass(cls, base):
+    for base, when, recipe, evaluator in _BY_CLASS:
+        if issubclass(cls, base) and (when is None or when(cls)):
             return recipe, evaluator
     return None
 

@@ -77,7 +77,7 @@ from vidpop.features.item_features import attach_item_features
 from vidpop.training import metrics
 
 
-class Recommender(Protocol):
+class RankingModel(Protocol):
     """What the protocol asks of a model: :class:`vidpop.models.recommender.Recommender` is one. Named
     here by its shape, so that the engine does not import ``models/`` (layers import only downward)."""
 
@@ -297,14 +297,14 @@ def loo_split(ds: VideoDataset, cfg: ProtocolConfig) -> RecSplit:
     return RecSplit(train, queries, truth, oov, kept, test[["user_id", "video_id"]], info, validation=validation)
 
 
-def evaluate(model: Recommender, split: RecSplit, cfg: ProtocolConfig) -> dict[str, float]:
+def evaluate(model: RankingModel, split: RecSplit, cfg: ProtocolConfig) -> dict[str, float]:
     """P@k, R@k, F@k (paper), F1@k (per-user mean), HR@rank_k, NDCG@rank_k over the split's test users."""
     if not split.queries:
         raise VidpopError("no test user has a ground truth to predict")
     return evaluate_queries(model, split.queries, split.truth, cfg, split.truth_oov, split.exclude)
 
 
-def evaluate_validation(model: Recommender, validation: RecValidation, cfg: ProtocolConfig) -> dict[str, float]:
+def evaluate_validation(model: RankingModel, validation: RecValidation, cfg: ProtocolConfig) -> dict[str, float]:
     """The same metrics on held-out validation items (early stopping, tuning); never the test items."""
     return evaluate_queries(model, validation.queries, validation.truth, dataclasses.replace(cfg, progress=False))
 
@@ -315,7 +315,7 @@ def f_score(precision: float, recall: float) -> float:
 
 
 def evaluate_queries(
-    model: Recommender,
+    model: RankingModel,
     queries: list[UserQuery],
     truth: list[np.ndarray],
     cfg: ProtocolConfig,
@@ -371,7 +371,7 @@ def metric_names(cfg: ProtocolConfig) -> list[str]:
     return [f"P@{cfg.k}", f"R@{cfg.k}", f"F@{cfg.k}", per_user_f1_name(cfg.k), f"HR@{cfg.rank_k}", f"NDCG@{cfg.rank_k}"]
 
 
-def needed_item_features(model: Recommender) -> tuple[str, ...]:
+def needed_item_features(model: RankingModel) -> tuple[str, ...]:
     """Item feature kinds a model asks for (``item_feature_kinds`` attribute, see the notes above)."""
     kinds = getattr(model, "item_feature_kinds", ())
     return tuple(kinds() if callable(kinds) else kinds or ())
@@ -386,7 +386,7 @@ class RunResult:
 
 
 def fit_and_evaluate(
-    model: Recommender, split: RecSplit, cfg: ProtocolConfig, ds: VideoDataset | None = None
+    model: RankingModel, split: RecSplit, cfg: ProtocolConfig, ds: VideoDataset | None = None
 ) -> RunResult:
     """Attach the item features the model asks for, fit on ``split.train``, evaluate on the queries."""
     kinds = needed_item_features(model)
