@@ -18,7 +18,6 @@ import numpy as np
 
 from vidpop.data.schema import VideoDataset
 from vidpop.errors import VidpopError
-from vidpop.features.item_features import attach_item_features
 from vidpop.models.recommender import Recommender
 from vidpop.recipes.rec import Row, build_row_model
 from vidpop.training.rec_protocol import (
@@ -26,7 +25,7 @@ from vidpop.training.rec_protocol import (
     RecSplit,
     evaluate,
     evaluate_validation,
-    needed_item_features,
+    fit_on_split,
 )
 
 #: search space per registered model (dotted keys set nested configs, e.g. ``train.lr``)
@@ -100,15 +99,7 @@ def tune(
     trials = []
     for overrides in trial_overrides(row.model, budget, cfg.seed):
         model = build_row_model(Row(row.label, row.model, {**row.overrides, **overrides}), progress=cfg.progress)
-        kinds = needed_item_features(model)
-        if kinds:
-            attach_item_features(split.train, ds, kinds, progress=cfg.progress)
-        t0 = time.perf_counter()
-        if getattr(model, "uses_validation", False):
-            model.fit(split.train, validation=split.validation, protocol=cfg)
-        else:
-            model.fit(split.train)
-        fit_s = time.perf_counter() - t0
+        fit_s = fit_on_split(model, split, cfg, ds)
         m = evaluate_validation(model, validation, cfg)
         trial = {"overrides": overrides, "val_NDCG@10": m["NDCG@10"], "val_HR@10": m["HR@10"], "fit_seconds": fit_s}
         for attr in ("epochs_run_", "best_epoch_", "seconds_per_epoch_"):

@@ -389,6 +389,22 @@ def fit_and_evaluate(
     model: RankingModel, split: RecSplit, cfg: ProtocolConfig, ds: VideoDataset | None = None
 ) -> RunResult:
     """Attach the item features the model asks for, fit on ``split.train``, evaluate on the queries."""
+    fit_seconds = fit_on_split(model, split, cfg, ds)
+    t1 = time.perf_counter()
+    result = evaluate(model, split, cfg)
+    t2 = time.perf_counter()
+    info = dict(split.info)
+    epochs = getattr(model, "epochs_run_", None)
+    if epochs:
+        info["epochs"] = epochs
+        # models that time their own epochs (without validation passes) report that figure
+        info["seconds_per_epoch"] = getattr(model, "seconds_per_epoch_", None) or fit_seconds / epochs
+    return RunResult(result, fit_seconds, t2 - t1, info)
+
+
+def fit_on_split(model: RankingModel, split: RecSplit, cfg: ProtocolConfig, ds: VideoDataset | None = None) -> float:
+    """Attach the item features the model asks for and fit it on ``split.train`` (with the validation items
+    when it takes them); the seconds the fit took."""
     kinds = needed_item_features(model)
     if kinds:
         if ds is None:
@@ -399,13 +415,4 @@ def fit_and_evaluate(
         model.fit(split.train, validation=split.validation, protocol=cfg)
     else:
         model.fit(split.train)
-    t1 = time.perf_counter()
-    result = evaluate(model, split, cfg)
-    t2 = time.perf_counter()
-    info = dict(split.info)
-    epochs = getattr(model, "epochs_run_", None)
-    if epochs:
-        info["epochs"] = epochs
-        # models that time their own epochs (without validation passes) report that figure
-        info["seconds_per_epoch"] = getattr(model, "seconds_per_epoch_", None) or (t1 - t0) / epochs
-    return RunResult(result, t1 - t0, t2 - t1, info)
+    return time.perf_counter() - t0
