@@ -182,14 +182,30 @@ def format_report(res: dict[str, Any], dataset: str) -> str:
     return "\n".join(lines)
 
 
+def _pyplot() -> Any:
+    import matplotlib
+
+    matplotlib.use("Agg")  # files only, no display
+    import matplotlib.pyplot as plt
+
+    return plt
+
+
+def _finish(fig: Any, ax: Any, title: str, path: Path) -> Path:
+    """Title, legend and the PNG at ``path`` (folders made), then free the figure."""
+    ax.set_title(title, fontsize=9)
+    ax.legend(fontsize=8)
+    fig.tight_layout()
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fig.savefig(path, dpi=120)
+    _pyplot().close(fig)
+    return path
+
+
 def plot_residuals(plot: dict[str, np.ndarray], title: str, path: Path, max_points: int = 300, seed: int = 0) -> Path:
     """Residual (y − mean) against the predicted mean, with the 95% interval as error bars around the
     residual, for a seeded sample of test rows; red = the interval missed the target."""
-    import matplotlib
-
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
-
+    plt = _pyplot()
     y, mean, lo, hi = (np.asarray(plot[k]) for k in ("y", "mean", "lower", "upper"))
     idx = np.random.default_rng(seed).permutation(len(y))[:max_points]
     res = y[idx] - mean[idx]
@@ -213,34 +229,18 @@ def plot_residuals(plot: dict[str, np.ndarray], title: str, path: Path, max_poin
     ax.axhline(0, color="k", lw=0.8)
     ax.set_xlabel("predicted mean")
     ax.set_ylabel("residual (true − predicted); bars: 95% interval")
-    ax.set_title(title, fontsize=9)
-    ax.legend(fontsize=8)
-    fig.tight_layout()
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fig.savefig(path, dpi=120)
-    plt.close(fig)
-    return path
+    return _finish(fig, ax, title, path)
 
 
 def plot_calibration(
     poe_rows: list[dict[str, float]], conf_rows: list[dict[str, float]], title: str, path: Path
 ) -> Path:
     """Empirical vs nominal coverage for the PoE and for conformal LightGBM (diagonal = calibrated)."""
-    import matplotlib
-
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
-
+    plt = _pyplot()
     fig, ax = plt.subplots(figsize=(4.8, 4.5))
     for rows, label, marker in ((poe_rows, "variational PoE", "o"), (conf_rows, "LightGBM + split conformal", "s")):
         ax.plot([r["nominal"] for r in rows], [r["empirical"] for r in rows], marker=marker, label=label)
     ax.plot([0.45, 1.0], [0.45, 1.0], "k--", lw=0.8, label="ideal")
     ax.set_xlabel("nominal coverage")
     ax.set_ylabel("empirical coverage (test)")
-    ax.set_title(title, fontsize=9)
-    ax.legend(fontsize=8)
-    fig.tight_layout()
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fig.savefig(path, dpi=120)
-    plt.close(fig)
-    return path
+    return _finish(fig, ax, title, path)
