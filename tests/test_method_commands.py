@@ -7,6 +7,7 @@ from __future__ import annotations
 import json
 from pathlib import Path
 
+import numpy as np
 import pandas as pd
 import pytest
 
@@ -55,6 +56,19 @@ def test_attention_train_folder_explains(tmp_path: Path) -> None:
     assert "Spearman" in text and "recipe.json" in _folder_files(out)
     code, text = run("explain", out, "--cover", COVERS[0], "--title", "funny cat", "--out", tmp_path / "expl")
     assert code == 0, text
+    # its own input from a dataset: the cover is one real frame, a title-only video has every frame masked
+    from vidpop.data.schema import VideoDataset
+    from vidpop.models.base import load_model
+
+    model = load_model(out)
+    videos = pd.DataFrame(
+        {"video_id": ["c", "t"], "title": ["funny cat", "a title only"], "cover_path": [COVERS[0], None]}
+    )
+    X = model.prepare_inputs(VideoDataset("new", videos), store=tmp_path / "features")
+    assert X.frames.shape == (2, model.config.n_frames, model.feat_dim_) and X.titles == ["funny cat", "a title only"]
+    assert X.frame_mask.sum(axis=1).tolist() == [1, 0]
+    p = model.predict_proba(X)
+    assert p.shape == (2, 2) and np.isfinite(p).all()
 
 
 def test_fusion_train_folder_predicts(tmp_path: Path) -> None:
