@@ -254,15 +254,16 @@ def serve(
     port: int = typer.Option(8000),
     token: str | None = typer.Option(None, envvar="VIDPOP_API_TOKEN", help="Token for write endpoints (reload)."),
     max_upload_mb: int = typer.Option(200, help="Upload size cap per request (all files together), MB."),
+    workers: int = typer.Option(1, min=1, help="Server processes; one per core answers that many requests at once."),
+    access_log: bool = typer.Option(True, help="Log every request (costs ~0.7 ms of CPU per request)."),
 ) -> None:
     """Serve the REST API (schema at /openapi.json) and the web page at http://HOST:PORT/."""
-    import uvicorn
+    from vidpop.serve.app import ServeSettings
+    from vidpop.serve.app import serve as run_server
 
-    from vidpop.serve.app import ServeSettings, create_app
-
-    app = create_app(models, ServeSettings(token=token, max_upload_mb=max_upload_mb))
-    typer.echo(f"vidpop: http://{host}:{port}/ (API schema at /openapi.json)", err=True)
-    uvicorn.run(app, host=host, port=port, log_level="info")
+    settings = ServeSettings(token=token, max_upload_mb=max_upload_mb)
+    typer.echo(f"vidpop: http://{host}:{port}/ (API schema at /openapi.json), {workers} worker(s)", err=True)
+    run_server(models, host=host, port=port, settings=settings, workers=workers, access_log=access_log)
 
 
 def register(root: typer.Typer) -> None:

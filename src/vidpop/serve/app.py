@@ -10,6 +10,7 @@ without a global lock: inference is read-only, and the few calls that change per
 
 from __future__ import annotations
 
+import json
 import os
 import re
 import secrets
@@ -320,13 +321,55 @@ def create_app(models_dir: str | Path, settings: ServeSettings | None = None) ->
     return app
 
 
+#: environment of a worker process: ``serve(workers=N)`` passes the settings this way to each worker
+_ENV_MODELS, _ENV_SETTINGS = "VIDPOP_SERVE_MODELS", "VIDPOP_SERVE_SETTINGS"
+
+
+def app_from_environment() -> FastAPI:
+    """The app of one worker process (uvicorn's factory): models and settings come from the environment
+    that :func:`serve` set, so every worker loads the same models and shares one work folder."""
+    models = os.environ.get(_ENV_MODELS)
+    if not models:
+        raise VidpopError(f"{_ENV_MODELS} is not set: start workers with vidpop serve --workers N")
+    raw = json.loads(os.environ.get(_ENV_SETTINGS, "{}"))
+    work_dir = Path(raw.pop("work_dir")) if raw.get("work_dir") else None
+    return create_app(models, ServeSettings(**raw, work_dir=work_dir))
+
+
 def serve(
-    models_dir: str | Path, host: str = "127.0.0.1", port: int = 8000, settings: ServeSettings | None = None
+    models_dir: str | Path,
+    host: str = "127.0.0.1",
+    port: int = 8000,
+    settings: ServeSettings | None = None,
+    workers: int = 1,
+    access_log: bool = True,
 ) -> None:
-    """Run the app with uvicorn (what ``vidpop serve`` calls)."""
+    """Run the app with uvicorn (what ``vidpop serve`` calls).
+
+    ``workers > 1`` starts that many processes on one port, each with its own copy of the models: the
+    GIL lets one process use about one core, so on N cores N workers answer N requests at once. They
+    share one work folder, so an explanation image made by one worker is served by any other.
+    """
     import uvicorn
 
-    uvicorn.run(create_app(models_dir, settings), host=host, port=port, log_level="info")
+    settings = settings or ServeSettings()
+    if workers < 1:
+        raise VidpopError("--workers must be at least 1")
+    log_level = "info"
+    if workers == 1:
+        uvicorn.run(create_app(models_dir, settings), host=host, port=port, log_level=log_level, access_log=access_log)
+        return
+    shared = {k: getattr(settings, k) for k in ("token", "max_upload_mb", "k", "keep_artifacts", "max_json_kb",
+                                                  "max_history", "max_title_chars")}  # fmt: skip
+    shared["work_dir"] = str(settings.work_dir)
+    os.environ[_ENV_MODELS] = str(Path(models_dir).resolve())
+    os.environ[_ENV_SETTINGS] = json.dumps(shared)
+    try:
+        uvicorn.run("vidpop.serve.app:app_from_environment", factory=True, host=host, port=port, workers=workers,
+                    log_level=log_level, access_log=access_log)  # fmt: skip
+    finally:  # the workers never own the shared folder; the parent removes it when they are gone
+        if settings.owns_work_dir and settings.work_dir is not None:
+            shutil.rmtree(settings.work_dir, ignore_errors=True)
 
 
-__all__ = ["RecommendRequest", "ServeSettings", "create_app", "serve"]
+__all__ = ["RecommendRequest", "ServeSettings", "app_from_environment", "create_app", "serve"]
