@@ -84,6 +84,9 @@ def test_verdict_class_and_p_popular_come_from_one_model_and_agree() -> None:
         if cls["label"] != 2:
             assert (cls["label"] > 2) == (pp["value"] > 0.5), (cls, pp)
     assert answer.verdict_text(cls, pp).endswith("(both from poe)")
+    # P(popular) is a whole percent, so the verdict text and the page's Math.round show the same number
+    _, pp = answer.verdict("poe", edges, ctx, 12.0, np.r_[np.full(89, 13.0), np.full(111, 11.0)], "log1p_views")
+    assert pp is not None and pp["value"] == 0.45 and "P(popular) 45%" in (answer.verdict_text(None, pp) or "")
 
 
 def test_effect_line_only_beyond_a_factor_of_two() -> None:

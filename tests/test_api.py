@@ -129,6 +129,7 @@ def test_one_answer_in_context(client: TestClient) -> None:
     # the attention model's P(popular) is a named second opinion with its own definition
     (other,) = out["second_opinions"]
     assert other["model"] == "explain" and "youtube_views_subscribers_2025" in other["definition"]
+    assert isinstance(other["agrees"], bool)
     by_name = {t["name"]: t for t in out["targets"]}
     for t in by_name.values():
         assert all(isinstance(t[k], int) and len(str(t[k]).rstrip("0")) <= 3 for k in ("value", "lower", "upper"))

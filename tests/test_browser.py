@@ -171,7 +171,9 @@ def test_predict_explain_and_recommend_in_chromium(
     assert "score" not in page.locator("#rec-list").inner_text()
     assert page.get_by_text("No cover").count() == 0
     assert page.locator("#rec-list .rec-item.no-cover img").count() == 0
+    page.set_viewport_size({"width": 1100, "height": 900})
     page.screenshot(path=str(SHOTS / "recommend.png"), full_page=True)
+    page.set_viewport_size({"width": 400, "height": 900})
 
     # more than one field filled: a clear error, nothing sent
     before = len(posts)

@@ -108,9 +108,14 @@ def _fusion_class(lm: LoadedModel, video: NewVideo, work: Path) -> dict[str, Any
     }
 
 
+#: two P(popular) disagree when they fall on opposite sides of one half AND differ by at least this much
+DISAGREE_BY = 0.15
+
+
 def _attention_definition(lm: LoadedModel) -> str:
-    seen = " + ".join(lm.trained_on) or "its training data"
-    return f"P(above the median popularity of {seen}) from frames and title words (attention model)"
+    data = [str(d) for d in (lm.recipe.get("data"), lm.recipe.get("covers")) if d]
+    seen = " and ".join(data) or "its own training data"
+    return f"above the median of {seen} (another notion of popular), from frames and title words"
 
 
 def _reconcile(out: dict[str, Any], opinions: list[dict[str, Any]]) -> None:
@@ -129,15 +134,12 @@ def _reconcile(out: dict[str, Any], opinions: list[dict[str, Any]]) -> None:
         opinions = [o for o in opinions if o is not attn]
     for o in opinions:
         if o["kind"] == "p_popular" and pp is not None:
-            o["agrees"] = (o["value"] > 0.5) == (pp["value"] > 0.5)
+            apart = (o["value"] > 0.5) != (pp["value"] > 0.5) and abs(o["value"] - pp["value"]) >= DISAGREE_BY
+            o["agrees"] = not apart
         elif o["kind"] == "class" and cls is not None:
             o["agrees"] = abs(o["label"] - cls["label"]) <= 1
     out["popularity_class"], out["p_popular"], out["second_opinions"] = cls, pp, opinions
     out["verdict"] = answer.verdict_text(cls, pp)
-    for o in opinions:
-        if o.get("agrees") is False:
-            what = f"P(popular) {o['value']:.0%}" if o["kind"] == "p_popular" else f"class {o['label'] + 1}"
-            out["notes"].append(f"{o['model']} disagrees ({what}; {o.get('definition') or o.get('method')})")
 
 
 def predict_video(models: list[LoadedModel], video: NewVideo, work: Path, level: float) -> dict[str, Any]:
