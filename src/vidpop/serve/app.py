@@ -2,9 +2,11 @@
 
 The models load once, when the app is created; every request reuses them. Uploads stream into a
 per-request folder that is always removed; explanation images are copied out of it into a small,
-pruned artifact store so the page can fetch them by URL afterwards. Model calls run in the threadpool
-without a global lock: inference is read-only, and the few calls that change per-call state in a model
-(its feature-store path, Grad-CAM hooks) hold that model's own lock. The default work folder
+pruned artifact store so the page can fetch them by URL afterwards. ``/analyze`` serves a prediction and
+its explanation from one upload (what the page sends). The models are warmed at start-up by one prediction
+and explanation, so the first user does not wait for lazy loading. Model calls run in the threadpool without
+a global lock: inference is read-only (per-call settings go to a copy of a model's config), and Grad-CAM,
+which hooks the shared network, holds that model's own lock. The default work folder
 (``/tmp/vidpop-serve-<pid>``) is removed at shutdown.
 """
 

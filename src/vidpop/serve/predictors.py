@@ -1,13 +1,14 @@
 """The models behind the product. A *bundle* is a folder of saved models (or one model folder); it answers
 the three questions the CLI, the REST API and the web page ask, through one code path:
 
-* :meth:`ModelBundle.predict` — a brand-new video -> predicted counts with 95 % intervals (variational
-  PoE), the popularity class (cover + title fusion's 5 ordinal classes, else the regressor's training
-  quintiles) and P(popular) (attention model);
+* :meth:`ModelBundle.predict` — a brand-new video -> one reconciled answer (:mod:`vidpop.serve.predicting`):
+  counts with 95 % intervals, the class and P(popular) from the same count model, a context line, the inputs
+  that moved the estimate, second opinions and the limits; with a second title, the what-if between them;
 * :meth:`ModelBundle.explain` — Grad-CAM heatmaps scaled by frame attention, and word importances;
-* :meth:`ModelBundle.recommend` — top-k for a known user, a watch history, or text (cold start).
+* :meth:`ModelBundle.recommend` — top-k for a known user, a watch history, or text (cold start), each with
+  the reason it was recommended.
 
-Each answer is a JSON-ready dict and says which model gave each part, and what could not be answered.
+Serving dispatches on each model's declared capabilities and never changes a loaded model.
 """
 
 from __future__ import annotations
