@@ -104,7 +104,8 @@ def show_product(root: Path, explain_dir: Path, con: Console) -> dict[str, Any]:
     con.rule("explain")
     expl = models.explain(video, explain_dir)
     png = explain_dir / "explanation.png"
-    con.print(f"explanation written to {png} (frames with Grad-CAM, attention α, title words β)")
+    # soft_wrap: a path broken over two lines cannot be copied
+    con.print(f"explanation written to {png} (frames with Grad-CAM, attention α, title words β)", soft_wrap=True)
     recs = [m for m in models.models if m.served is not None and not getattr(m.model, "uses_text", False)]
     user = str(pd.read_parquet(recs[0].path / "users.parquet")["user_id"].iloc[0]) if recs else None
     out: dict[str, Any] = {"prediction": pred, "explanation": expl, "explanation_png": png}
@@ -115,7 +116,8 @@ def show_product(root: Path, explain_dir: Path, con: Console) -> dict[str, Any]:
         res = models.recommend(k=5, **kwargs)
         con.rule(f"recommend for {label} ({res['model']})")
         for it in res["items"]:
-            why = f"  — {it['because']}" if it.get("because") else ""
-            con.print(f"{it['rank']:2d}. {it['title'][:70]}{why}", markup=False, highlight=False)
+            con.print(f"{it['rank']:2d}. {it['title'][:90]}", markup=False, highlight=False, soft_wrap=True)
+            if it.get("because"):
+                con.print(f"    {it['because']}", markup=False, highlight=False, soft_wrap=True)
         out["user" if "user" in kwargs else "text"] = res
     return out

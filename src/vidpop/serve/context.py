@@ -74,7 +74,7 @@ class TrainingContext:
         if near.sum() < MIN_SIMILAR:
             near = np.zeros(len(lf), bool)
             near[np.argsort(np.abs(lf - target))[:MIN_SIMILAR]] = True
-            how = f"the {MIN_SIMILAR} training videos whose authors' follower counts are nearest"
+            how = "the authors with the nearest follower counts"
         q1, q3 = np.quantile(yj[near], [0.25, 0.75])
         return {"lower": float(q1), "upper": float(q3), "n_videos": int(near.sum()), "who": how}
 
