@@ -165,8 +165,12 @@ def test_compare_titles(client: TestClient) -> None:
     words = {w["word"] for w in wi["words"]}
     assert words == set(a.split()) ^ set(b.split()) and wi["word_model"] == "explain"
     assert all(w["title"] == (1 if w["word"] in a.split() else 2) for w in wi["words"])
+    clear = not ratio["lower"] <= 1.0 <= ratio["upper"]
+    assert wi["reading"].startswith("title") if clear else wi["reading"].startswith("no clear difference")
+    assert wi["summary"].endswith(wi["reading"])
     same = client.post("/predict", data={"title": a, "compare_title": a}).json()["what_if"]
     assert same["ratio"]["value"] == same["ratio"]["lower"] == same["ratio"]["upper"] == 1.0 and same["words"] == []
+    assert same["reading"] == "no clear difference: the interval includes ×1"
 
 
 def test_analyze_serves_predict_and_explain_from_one_upload(client: TestClient, work_dir: Path) -> None:

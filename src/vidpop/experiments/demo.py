@@ -107,7 +107,8 @@ def run_demo(
 #: the demo's model bundle: (folder, model, data, recipe + hyper-parameters), sized to train in minutes on
 #: 2 cores with the demo's features cached; the full-size bundle is `make models`
 QUICK_BUNDLE: tuple[tuple[str, str, str, dict[str, Any]], ...] = (
-    ("poe", "variational_poe", "microlens", {"recipe": {"limit": 4000}, "train": {"epochs": 15}, "n_samples": 300}),
+    ("poe", "variational_poe", "microlens",
+     {"recipe": {"limit": 4000}, "train": {"epochs": 15}, "n_samples": 300, "kl_weight": 0.01, "n_hidden": 2}),
     ("explain", "attention_explain", "youtube_views_subscribers_2025",
      {"recipe": {"limit": 3000, "covers_limit": 800}, "train": {"epochs": 4}}),
     ("itemknn", "rec_itemknn", "microlens", {"recipe": {"max_test_users": 1000}}),

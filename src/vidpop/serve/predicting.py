@@ -225,8 +225,12 @@ def compare_titles(
         out["word_model"] = ex.name
         out["title_words"] = sets
     t = out["target"]
+    if ratio["lower"] <= 1.0 <= ratio["upper"]:
+        out["reading"] = "no clear difference: the interval includes ×1"
+    else:
+        out["reading"] = f"title {1 if ratio['value'] > 1 else 2} is predicted to get more {t}"
     out["summary"] = (
         f"“{titles[0]}” vs “{titles[1]}”: {t} ×{ratio['value']:.2f} "
-        f"({int(level * 100)}% interval ×{ratio['lower']:.2f}–×{ratio['upper']:.2f}; {lm.name})"
+        f"({int(level * 100)}% interval ×{ratio['lower']:.2f}–×{ratio['upper']:.2f}; {lm.name}): {out['reading']}"
     )
     return out

@@ -208,7 +208,7 @@ function renderWhatIf(wi) {
   const level = Math.round((wi.ratio.level || 0.95) * 100);
   const times = (x) => `×${x.toFixed(2)}`;
   $("what-if-summary").textContent = `Title 1 vs title 2: ${wi.target} ${times(wi.ratio.value)} ` +
-    `(${level}% interval ${times(wi.ratio.lower)} – ${times(wi.ratio.upper)}; ${wi.model})`;
+    `(${level}% interval ${times(wi.ratio.lower)} – ${times(wi.ratio.upper)}; ${wi.model}): ${wi.reading}`;
   $("what-if-target").textContent = wi.target;
   $("what-if-rows").replaceChildren(...wi.predictions.map((p, i) => el("tr", {},
     el("td", { text: `${i + 1}. ${p.title}` }),
