@@ -294,6 +294,7 @@ def serve(
 
     app = create_app(models, ServeSettings(token=token, max_upload_mb=max_upload_mb))
     typer.echo(f"vidpop: http://{host}:{port}/ (API schema at /openapi.json)", err=True)
+    typer.echo("warming the models (one prediction and one explanation) before the first request ...", err=True)
     uvicorn.run(app, host=host, port=port, log_level="info")
 
 
