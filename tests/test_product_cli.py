@@ -18,7 +18,6 @@ COVERS = sorted((data_root() / "microlens" / "covers").glob("*.jpg"))
 pytestmark = pytest.mark.skipif(not CLIPS or not COVERS, reason="MicroLens clips/covers not under the data root")
 
 
-
 def run(*args: object) -> tuple[int, str]:
     """``vidpop ARGS`` through the real entry point; stdout (what users pipe), plus stderr on failure."""
     return run_cli(*args, stderr_on_success=False)
