@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import math
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -78,7 +79,11 @@ async def asgi_post(app: Any, path: str, chunks: list[bytes], content_type: str)
 
 
 def test_health_models_and_schema(client: TestClient) -> None:
-    assert client.get("/health").json() == {"status": "ok", "models": 4}
+    health = client.get("/health").json()
+    assert (health["status"], health["models"]) == ("ok", 4)
+    # the models were warmed at start-up (a prediction and an explanation ran before the first request)
+    assert set(health["warm_cpu_seconds"]) == {"predict", "explain"}
+    assert all(v > 0 for v in health["warm_cpu_seconds"].values())
     models = {m["name"]: m for m in client.get("/models").json()["models"]}
     assert models["poe"]["roles"] == ["predict"]
     assert models["explain"]["roles"] == ["predict", "explain"]
@@ -106,6 +111,78 @@ def test_predict_real_clip_and_cover(client: TestClient, work_dir: Path) -> None
     assert out["popularity_class"]["n_classes"] == 5
     assert 0.0 <= out["p_popular"]["value"] <= 1.0
     assert set(out["models"]) == {"poe", "explain"}
+    assert uploads_left(work_dir) == []
+
+
+def test_one_answer_in_context(client: TestClient) -> None:
+    """Issue 15 ask 5: one verdict from one model, whole rounded counts, likes/comments consistent with views,
+    a context line, and notes that state the limits (the old answer mixed models and had notes: [])."""
+    r = client.post("/predict", data={"title": "my cat learns to skateboard", "author_followers": "5000"})
+    assert r.status_code == 200, r.text
+    out = r.json()
+    cls, pp = out["popularity_class"], out["p_popular"]
+    assert cls["model"] == pp["model"] == "poe" and out["verdict"].endswith("(both from poe)")
+    assert cls["name"].capitalize() in out["verdict"] and f"{pp['value']:.0%}" in out["verdict"]
+    # the class and P(popular) read the same predictive distribution: above the middle class <=> P > 1/2
+    if cls["label"] != 2:
+        assert (cls["label"] > 2) == (pp["value"] > 0.5)
+    # the attention model's P(popular) is a named second opinion with its own definition
+    (other,) = out["second_opinions"]
+    assert other["model"] == "explain" and "youtube_views_subscribers_2025" in other["definition"]
+    assert isinstance(other["agrees"], bool)
+    by_name = {t["name"]: t for t in out["targets"]}
+    for t in by_name.values():
+        assert all(isinstance(t[k], int) and len(str(t[k]).rstrip("0")) <= 3 for k in ("value", "lower", "upper"))
+    ctx = client.app.state.vidpop.bundle.models[1].context  # type: ignore[attr-defined]
+    assert ctx is not None and ctx.n_train == 420  # 70% of the fixture's 600 labelled videos
+    for j, name in ((1, "likes"), (2, "comments")):
+        lo, hi = ctx.ratio_bounds(j)
+        d = by_name[name]["log1p"]["mean"] - by_name["views"]["log1p"]["mean"]
+        assert lo - 1e-9 <= d <= hi + 1e-9, (name, d, lo, hi)
+    assert out["context"].startswith("predicted views ") and "of the 420 training videos (microlens)" in out["context"]
+    notes = " | ".join(out["notes"])
+    for needed in ("poe: trained on 420 training videos of microlens", "untrained experts: visual, acoustic, social",
+                   "ratios to views are kept within", "no follower counts", "explain: trained on"):  # fmt: skip
+        assert needed in notes, (needed, out["notes"])
+    assert out["effects"] == []  # no trained expert reads a clip, cover or follower count here
+
+
+def test_compare_titles(client: TestClient) -> None:
+    """Issue 15 ask 6: the what-if of a second title, with the ratio's interval and the words that differ."""
+    a, b = "my cat learns to skateboard", "a dog learns to surf at the beach"
+    out = client.post("/predict", data={"title": a, "compare_title": b}).json()
+    wi = out["what_if"]
+    assert wi["titles"] == [a, b] and wi["model"] == "poe" and wi["target"] == "views"
+    first, second = wi["predictions"]
+    views = next(t for t in out["targets"] if t["name"] == "views")
+    assert (first["value"], first["lower"], first["upper"]) == (views["value"], views["lower"], views["upper"])
+    alone = next(t for t in client.post("/predict", data={"title": b}).json()["targets"] if t["name"] == "views")
+    assert (second["value"], second["lower"], second["upper"]) == (alone["value"], alone["lower"], alone["upper"])
+    ratio = wi["ratio"]
+    assert ratio["lower"] <= ratio["value"] <= ratio["upper"] and ratio["level"] == 0.95
+    want = math.exp(first["log1p"]["mean"] - second["log1p"]["mean"])
+    assert math.isclose(ratio["value"], want, rel_tol=1e-4)  # paired samples: the ratio of the two means
+    words = {w["word"] for w in wi["words"]}
+    assert words == set(a.split()) ^ set(b.split()) and wi["word_model"] == "explain"
+    assert all(w["title"] == (1 if w["word"] in a.split() else 2) for w in wi["words"])
+    clear = not ratio["lower"] <= 1.0 <= ratio["upper"]
+    assert wi["reading"].startswith("title") if clear else wi["reading"].startswith("no clear difference")
+    assert wi["summary"].endswith(wi["reading"])
+    same = client.post("/predict", data={"title": a, "compare_title": a}).json()["what_if"]
+    assert same["ratio"]["value"] == same["ratio"]["lower"] == same["ratio"]["upper"] == 1.0 and same["words"] == []
+    assert same["reading"] == "no clear difference: the interval includes ×1"
+
+
+def test_analyze_serves_predict_and_explain_from_one_upload(client: TestClient, work_dir: Path) -> None:
+    r = client.post("/analyze", files=files(cover=real_cover()), data={"title": "sunset over the old harbour"})
+    assert r.status_code == 200, r.text
+    out = r.json()
+    assert out["prediction"]["verdict"] and out["prediction"]["targets"]
+    assert (
+        out["explanation"]["frames"] and client.get(out["explanation"]["frames"][0]["overlay_url"]).status_code == 200
+    )
+    r = client.post("/analyze", data={"title": "words only"})
+    assert r.status_code == 200 and r.json()["explanation"] is None and "title" in r.json()["explanation_note"]
     assert uploads_left(work_dir) == []
 
 
@@ -158,7 +235,7 @@ def test_upload_dir_removed_after_an_unexpected_error(
 ) -> None:
     seen: list[Path] = []
 
-    def boom(self: Any, video: Any, work: Path) -> dict[str, Any]:
+    def boom(self: Any, video: Any, work: Path, **kwargs: Any) -> dict[str, Any]:
         seen.append(video.cover)
         assert video.cover.is_file() and video.cover.suffix == ".jpg"  # streamed to disk, suffix kept
         raise RuntimeError("model crashed")
@@ -232,6 +309,15 @@ def test_recommend_user_history_text(client: TestClient, models_dir: Path) -> No
     assert r.status_code == 200, r.text
     out = r.json()
     assert out["model"] == "rec_text" and out["items"][0]["video_id"] == vid and out["items"][0]["has_cover"]
+
+    # reasons instead of raw scores: what led to each card
+    assert all(i["because"] == "matches your text “" + title[:60] + "”" for i in out["items"])
+    pop = client.post("/recommend", json={"history": history, "k": 2}).json()["items"]
+    assert all(i["because"] == "popular with many viewers" for i in pop)  # rec_pop ignores the history
+    # more than one input: a clear error (the user id used to win silently)
+    for body in ({"user": user, "text": "cooking"}, {"history": history, "text": "cooking"}):
+        r = client.post("/recommend", json=body)
+        assert r.status_code == 400 and "give one of a user id, a watch history or a text" in r.json()["detail"]
 
     assert client.post("/recommend", json={}).status_code == 400
     assert client.post("/recommend", json={"history": ["no-such-video"]}).status_code == 400

@@ -133,7 +133,7 @@ def test_unexpected_errors_are_one_json_line(
     assert r.status_code == 500 and r.json() == {"detail": "internal error (KeyError); the server log has the details"}
     no_traceback(r)
 
-    def full(self: Any, video: Any, work: Path) -> dict[str, Any]:
+    def full(self: Any, video: Any, work: Path, **kwargs: Any) -> dict[str, Any]:
         raise OSError(errno.ENOSPC, "No space left on device")
 
     monkeypatch.setattr(bundle_type, "predict", full)

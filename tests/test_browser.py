@@ -3,6 +3,8 @@ by uvicorn on a free loopback port, with small real models. Saves screenshots un
 
 from __future__ import annotations
 
+import json
+import os
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -13,6 +15,8 @@ from vidpop.serve.app import ServeSettings, create_app
 
 CHROMIUM = Path("/usr/bin/chromium")
 SHOTS = Path(__file__).resolve().parents[1] / "artifacts" / "browser"
+#: where a reviewer looks at them too (VIDPOP_SHOTS); the repo's artifacts/ folder otherwise
+SHOTS = Path(os.environ.get("VIDPOP_SHOTS") or SHOTS)
 
 pytestmark = [
     pytest.mark.browser,
@@ -63,13 +67,18 @@ def test_predict_explain_and_recommend_in_chromium(
     expect(page.get_by_role("tab", name="Predict")).to_have_attribute("aria-selected", "true")
     expect(page.locator("#models-info")).to_contain_text("variational_poe")
 
-    # --- predict + explain a real clip
+    posts: list[str] = []
+    page.on("request", lambda r: posts.append(r.url.removeprefix(server.url)) if r.method == "POST" else None)
+
+    # --- predict + explain a real clip from ONE upload, with a second title to compare
     page.get_by_label("Video clip").set_input_files(str(real_clip()))
-    page.get_by_label("Title").fill("my cat learns to skateboard in the park")
+    page.get_by_label("Title", exact=True).fill("my cat learns to skateboard in the park")
     page.get_by_label("Author followers").fill("1200")
+    page.get_by_label("Compare titles").fill("a dog learns to surf at the beach")
     page.get_by_role("button", name="Predict").click()
     expect(page.get_by_role("button", name="Predict")).to_be_disabled()  # visible busy state
     expect(page.locator("#predict-status")).to_contain_text("…")
+    expect(page.get_by_label("Upload progress")).to_be_visible()
 
     views = page.locator(".target").filter(has_text="views").first
     expect(views).to_be_visible(timeout=90_000)
@@ -94,7 +103,38 @@ def test_predict_explain_and_recommend_in_chromium(
     assert shade.startswith("rgba(230, 120, 0")
     expect(page.get_by_role("button", name="Predict")).to_be_enabled()
     expect(page.locator("#error")).to_be_hidden()
+    assert posts == ["/analyze"], posts  # the clip went up once, for the prediction and the explanation together
+    assert (
+        page.locator("#upload-progress").evaluate("p => p.value") == 100
+        and page.locator("#upload-progress").is_hidden()
+    )
+
+    # --- one verdict from one model, a context line, the limits, the attention model as a named second opinion
+    expect(page.locator("#verdict")).to_contain_text("(both from poe)")
+    expect(page.locator("#context")).to_contain_text("training videos (microlens)")
+    expect(page.locator("#opinions")).to_contain_text("Second opinion — explain")
+    expect(page.locator("#notes")).to_contain_text("untrained experts")
+    for value in page.locator(".target-value").all_inner_texts():
+        assert "." not in value or value[-1] in "KMB", value  # whole counts (compact K/M notation allowed)
+
+    # --- compare titles: both predictions, the ratio with its interval, the words that differ
+    what_if = page.locator("#what-if")
+    expect(what_if).to_be_visible()
+    expect(page.locator("#what-if-summary")).to_contain_text("views ×")
+    expect(page.locator("#what-if-summary")).to_contain_text("95% interval")
+    expect(page.locator("#what-if-rows tr")).to_have_count(2)
+    words = page.locator("#what-if-words .word").all_inner_texts()
+    first, second = "my cat learns to skateboard in the park", "a dog learns to surf at the beach"
+    assert {w.split(" ·")[0] for w in words} == set(first.split(" ")) ^ set(second.split(" "))
     page.screenshot(path=str(SHOTS / "predict.png"), full_page=True)
+    what_if.screenshot(path=str(SHOTS / "compare_titles.png"))
+
+    # --- the whole answer as a JSON download
+    with page.expect_download() as dl:
+        page.get_by_role("link", name="Download the answer (JSON)").click()
+    saved = json.loads(Path(dl.value.path()).read_text())
+    assert saved["prediction"]["verdict"] and saved["prediction"]["what_if"]["titles"][1].startswith("a dog")
+    assert saved["explanation"]["frames"] and dl.value.suggested_filename == "vidpop-answer.json"
 
     # --- 400 px wide with the results on screen: nothing scrolls sideways
     page.set_viewport_size({"width": 400, "height": 900})
@@ -103,6 +143,7 @@ def test_predict_explain_and_recommend_in_chromium(
     page.screenshot(path=str(SHOTS / "predict_400px.png"), full_page=True)
 
     # --- a bad input shows in the alert box
+    page.get_by_label("Compare titles").fill("")
     page.get_by_label("Cover image").set_input_files(
         {"name": "notes.txt", "mimeType": "text/plain", "buffer": b"not an image"}
     )
@@ -124,6 +165,23 @@ def test_predict_explain_and_recommend_in_chromium(
     items = page.locator("#rec-list .rec-item")
     expect(items).to_have_count(10, timeout=30_000)
     expect(items.first).to_contain_text("#1")
+    # cards: a reason, no raw score, and no "No cover" placeholder where the data has no cover
+    expect(page.locator("#rec-list .rec-because")).to_have_count(10)
+    expect(page.locator("#rec-list .rec-because").first).to_have_text("popular with many viewers")
+    assert "score" not in page.locator("#rec-list").inner_text()
+    assert page.get_by_text("No cover").count() == 0
+    assert page.locator("#rec-list .rec-item.no-cover img").count() == 0
+    page.set_viewport_size({"width": 1100, "height": 900})
+    page.screenshot(path=str(SHOTS / "recommend.png"), full_page=True)
+    page.set_viewport_size({"width": 400, "height": 900})
+
+    # more than one field filled: a clear error, nothing sent
+    before = len(posts)
+    page.get_by_label("Interests as text").fill("cooking")
+    page.get_by_role("button", name="Recommend").click()
+    expect(page.get_by_role("alert")).to_contain_text("Fill only one field")
+    assert len(posts) == before
+    page.get_by_label("Interests as text").fill("")
 
     # cold start from text: the video whose title matches ranks first, with its cover
     vid, title = covered_item(models_dir)
@@ -133,6 +191,7 @@ def test_predict_explain_and_recommend_in_chromium(
     page.get_by_role("button", name="Recommend").press("Enter")
     expect(items).to_have_count(4, timeout=30_000)
     expect(items.first).to_contain_text(f"video {vid}")
+    expect(items.first.locator(".rec-because")).to_contain_text("matches your text")
     page.wait_for_function(ALL_IMAGES_LOADED, arg="#rec-list .rec-item:first-child img.rec-cover", timeout=10_000)
     assert page.evaluate("document.scrollingElement.scrollWidth") <= 400
     page.screenshot(path=str(SHOTS / "recommend_400px.png"), full_page=True)

@@ -18,7 +18,6 @@ COVERS = sorted((data_root() / "microlens" / "covers").glob("*.jpg"))
 pytestmark = pytest.mark.skipif(not CLIPS or not COVERS, reason="MicroLens clips/covers not under the data root")
 
 
-
 def run(*args: object) -> tuple[int, str]:
     """``vidpop ARGS`` through the real entry point; stdout (what users pipe), plus stderr on failure."""
     return run_cli(*args, stderr_on_success=False)
@@ -96,6 +95,24 @@ def test_predict_human_readable(models: Path) -> None:
     code, out = run("predict", models / "poe", "--title", "how to cook rice")
     assert code == 0, out
     assert "views:" in out and "95% interval" in out and "popularity class:" in out
+    lines = out.splitlines()
+    assert lines[0].startswith("verdict: ") and lines[0].endswith("(both from poe)")  # the headline comes first
+    assert any(ln.startswith("context: predicted views ") for ln in lines)
+    counts = [ln for ln in lines if ln.strip().startswith(("views:", "likes:", "comments:"))]
+    assert counts and all("." not in ln.split("(")[0] for ln in counts)  # whole numbers only
+
+
+def test_predict_two_titles_compares_them(models: Path) -> None:
+    a, b = "how to cook rice", "the best street food in town"
+    res = _predict(models, "--title", a, "--title", b)
+    wi = res["what_if"]
+    assert wi["titles"] == [a, b] and wi["ratio"]["lower"] <= wi["ratio"]["value"] <= wi["ratio"]["upper"]
+    assert {w["word"] for w in wi["words"]} == set(a.split()) ^ set(b.split())
+    code, out = run("predict", models, "--title", a, "--title", b)
+    assert code == 0 and "what-if: “how to cook rice” vs “the best street food in town”: views ×" in out
+    assert "words that differ, by attention β (explain)" in out
+    code, out = run("predict", models, "--title", a, "--title", b, "--title", "c")
+    assert code == 2 and "twice to compare" in out
 
 
 @pytest.mark.parametrize(
@@ -138,6 +155,8 @@ def test_recommend_by_history_user_and_text(models: Path) -> None:
     assert all(it["title"] for it in res["items"])
     code, out = run("recommend", models / "rec_pop", "--user", "1", "-k", "3")
     assert code == 0 and len([ln for ln in out.splitlines() if ln.strip()[:1].isdigit()]) == 3
+    code, out = run("recommend", models / "rec_pop", "--user", "1", "--text", "cooking")
+    assert code == 2 and "give one of --user" in out  # the user id used to win silently
     code, out = run("recommend", models / "rec_pop", "--user", "no-such-user")
     assert code == 2 and "unknown user" in out
     code, out = run("recommend", models / "rec_pop", "--text", "hero game")

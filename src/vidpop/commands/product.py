@@ -168,40 +168,70 @@ def _new_video(video: Path | None, cover: Path | None, title: str, followers: fl
 
 
 def _fmt_count(x: float) -> str:
-    return f"{x:,.0f}" if abs(x) >= 10 else f"{x:.2f}"
+    return f"{round(x):,}"  # counts arrive rounded to whole numbers (serve.answer.round_count)
 
 
-def predict(
-    model_dir: Path = typer.Argument(..., help="A model folder, or a folder of model folders."),
-    video: Path | None = typer.Option(None, "--video", help="The new clip (mp4, ...)."),
-    cover: Path | None = typer.Option(None, "--cover", help="Its cover image."),
-    title: str = typer.Option("", "--title"),
-    author_followers: float | None = typer.Option(None, "--author-followers"),
-    as_json: bool = typer.Option(False, "--json", help="Print the prediction as JSON."),
-) -> None:
-    """Predicted views / likes / ... with 95% intervals, the popularity class and P(popular) for a new video."""
-    new = _new_video(video, cover, title, author_followers)
-    bundle = _bundle(model_dir)
-    with tempfile.TemporaryDirectory(prefix="vidpop-predict-") as work, _busy("decoding, embedding, predicting"):
-        res = bundle.predict(new, work)
-    if as_json:
-        typer.echo(json.dumps(res, indent=1))
-        return
+def _print_prediction(res: dict[str, Any]) -> None:
+    """The answer as a reader wants it: the verdict first, then the numbers, their context and limits."""
+    if res.get("verdict"):
+        typer.echo(f"verdict: {res['verdict']}")
     for t in res["targets"]:
         fmt = _fmt_count if t["scale"] == "count" else (lambda x: f"{x:.3f}")
         typer.echo(
             f"{t['name']:>10s}: {fmt(t['value'])}   {int(t['level'] * 100)}% interval "
             f"[{fmt(t['lower'])}, {fmt(t['upper'])}]   ({t['model']})"
         )
-    pc = res["popularity_class"]
+    pc, pp = res["popularity_class"], res["p_popular"]
     if pc:
         typer.echo(
             f"popularity class: {pc['label'] + 1}/{pc['n_classes']} ({pc['name']}; {pc['model']}: {pc['method']})"
         )
-    if res["p_popular"]:
-        typer.echo(f"P(popular): {res['p_popular']['value']:.3f} ({res['p_popular']['model']})")
+    if pp:
+        typer.echo(f"P(popular): {pp['value']:.2f} ({pp['model']}: {pp.get('definition', '')})")
+    if res.get("context"):
+        typer.echo(f"context: {res['context']}")
+    for line in res.get("effects", []):
+        typer.echo(f"input effect: {line}")
+    for o in res.get("second_opinions", []):
+        what = f"P(popular) {o['value']:.2f}" if o["kind"] == "p_popular" else f"class {o['label'] + 1} ({o['name']})"
+        agree = {True: "agrees", False: "disagrees"}.get(o.get("agrees"), "")
+        typer.echo(f"second opinion: {o['model']} {what} {agree} ({o.get('definition') or o.get('method')})")
+    wi = res.get("what_if")
+    if wi:
+        typer.echo(f"what-if: {wi['summary']}")
+        for p in wi["predictions"]:
+            typer.echo(f"  “{p['title']}”: {p['name']} {_fmt_count(p['value'])} [{_fmt_count(p['lower'])}, "
+                       f"{_fmt_count(p['upper'])}]")  # fmt: skip
+        if wi["words"]:
+            shown = ", ".join(f"{w['word']} (title {w['title']}) {w['beta']:.2f}" for w in wi["words"][:8])
+            typer.echo(f"  words that differ, by attention β ({wi['word_model']}): {shown}")
     for n in res["notes"]:
         typer.echo(f"note: {n}")
+
+
+def predict(
+    model_dir: Path = typer.Argument(..., help="A model folder, or a folder of model folders."),
+    video: Path | None = typer.Option(None, "--video", help="The new clip (mp4, ...)."),
+    cover: Path | None = typer.Option(None, "--cover", help="Its cover image."),
+    title: list[str] = typer.Option([], "--title", help="The title; give it twice to compare two titles."),
+    author_followers: float | None = typer.Option(None, "--author-followers"),
+    as_json: bool = typer.Option(False, "--json", help="Print the prediction as JSON."),
+) -> None:
+    """Predicted views / likes / ... with 95% intervals, the popularity class and P(popular) for a new video;
+    with two --title options, what the second title changes (ratio with its interval, the words that differ)."""
+    if len(title) > 2:
+        raise VidpopError("give --title once, or twice to compare two titles")
+    new = _new_video(video, cover, title[0] if title else "", author_followers)
+    compare = title[1] if len(title) == 2 else None
+    if compare is not None and not compare.strip():
+        raise VidpopError("the second --title is empty")
+    bundle = _bundle(model_dir)
+    with tempfile.TemporaryDirectory(prefix="vidpop-predict-") as work, _busy("decoding, embedding, predicting"):
+        res = bundle.predict(new, work, compare_title=compare)
+    if as_json:
+        typer.echo(json.dumps(res, indent=1))
+        return
+    _print_prediction(res)
 
 
 def explain(
@@ -234,8 +264,9 @@ def recommend(
     as_json: bool = typer.Option(False, "--json"),
 ) -> None:
     """Top-k videos with titles for a known user, a watch history, or a text (cold start)."""
-    if sum(x is not None for x in (user, history, text)) == 0:
-        raise VidpopError("give --user, --history id1,id2,... or --text '...'")
+    given = sum(x is not None for x in (user, history, text))
+    if given != 1:
+        raise VidpopError("give one of --user, --history id1,id2,... or --text '...'")
     bundle = _bundle(model_dir)
     res = bundle.recommend(user=user, history=(history or "").split(",") if history else None, text=text, k=k)
     if as_json:
@@ -243,7 +274,8 @@ def recommend(
         return
     typer.echo(f"top {k} from {res['model']}:")
     for it in res["items"]:
-        typer.echo(f"{it['rank']:3d}  {it['video_id']:>8s}  {it['title']}")
+        why = f"   ({it['because']})" if it.get("because") else ""
+        typer.echo(f"{it['rank']:3d}  {it['video_id']:>8s}  {it['title']}{why}")
     for n in res["notes"]:
         typer.echo(f"note: {n}", err=True)
 
@@ -263,6 +295,7 @@ def serve(
 
     settings = ServeSettings(token=token, max_upload_mb=max_upload_mb)
     typer.echo(f"vidpop: http://{host}:{port}/ (API schema at /openapi.json), {workers} worker(s)", err=True)
+    typer.echo("warming the models (one prediction and one explanation) before the first request ...", err=True)
     run_server(models, host=host, port=port, settings=settings, workers=workers, access_log=access_log)
 
 

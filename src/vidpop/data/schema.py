@@ -225,9 +225,7 @@ class VideoDataset:
         src = Path(in_dir)
         manifest_path = src / "manifest.json"
         if not manifest_path.exists():
-            raise SchemaError(
-                f"{src} is not a vidpop dataset (no manifest.json); create one with `vidpop data import`"
-            )
+            raise SchemaError(f"{src} is not a vidpop dataset (no manifest.json); create one with `vidpop data import`")
         manifest = cls.read_manifest(src)
         if manifest.get("schema_version") != SCHEMA_VERSION:
             raise SchemaError(

@@ -101,3 +101,42 @@ def run_demo(
         model_dir=model_dir,
         seconds={"import": t_import, "extract": t_extract, "total": time.perf_counter() - t0},
     )
+
+
+# ------------------------------------------------------------------------------------------ the quick bundle
+#: the demo's model bundle: (folder, model, data, recipe + hyper-parameters), sized to train in minutes on
+#: 2 cores with the demo's features cached; the full-size bundle is `make models`
+QUICK_BUNDLE: tuple[tuple[str, str, str, dict[str, Any]], ...] = (
+    ("poe", "variational_poe", "microlens",
+     {"recipe": {"limit": 4000}, "train": {"epochs": 15}, "n_samples": 300, "kl_weight": 0.01, "n_hidden": 2}),
+    ("explain", "attention_explain", "youtube_views_subscribers_2025",
+     {"recipe": {"limit": 3000, "covers_limit": 800}, "train": {"epochs": 4}}),
+    ("itemknn", "rec_itemknn", "microlens", {"recipe": {"max_test_users": 1000}}),
+    ("text", "rec_cb", "microlens", {"recipe": {"max_test_users": 1000}}),
+)  # fmt: skip
+
+
+def train_quick_bundle(
+    root: Path, plan: tuple[tuple[str, str, str, dict[str, Any]], ...] = QUICK_BUNDLE, progress: bool = True
+) -> dict[str, str]:
+    """Train each model of ``plan`` into ``root/<folder>``, or reuse the folder when a complete model with the
+    same recipe is there already. Returns folder -> "trained" | "reused"."""
+    import json
+
+    from vidpop.recipes import train
+
+    done: dict[str, str] = {}
+    for folder, model, data, config in plan:
+        out = root / folder
+        stamp = out / "demo_plan.json"
+        want = json.dumps({"model": model, "data": data, "config": config}, sort_keys=True)
+        if (out / "config.json").exists() and stamp.exists() and stamp.read_text() == want:
+            done[folder] = "reused"
+            if progress:
+                print(f"bundle: reusing {out}", file=sys.stderr, flush=True)
+            continue
+        with _step(f"bundle: training {model} on {data}", progress):
+            train(model, data, out, config)
+        stamp.write_text(want)
+        done[folder] = "trained"
+    return done

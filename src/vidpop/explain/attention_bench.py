@@ -75,9 +75,13 @@ class RowResult:
         out: dict[str, Any] = {"row": self.row, "data": self.data, "note": self.note}
         if self.accuracy:
             out.update(
-                accuracy=float(np.mean(self.accuracy)), accuracy_std=float(np.std(self.accuracy)),
-                spearman=float(np.mean(self.spearman)), spearman_std=float(np.std(self.spearman)),
-                n_seeds=len(self.accuracy), n_train=self.n_train, n_test=self.n_test,
+                accuracy=float(np.mean(self.accuracy)),
+                accuracy_std=float(np.std(self.accuracy)),
+                spearman=float(np.mean(self.spearman)),
+                spearman_std=float(np.std(self.spearman)),
+                n_seeds=len(self.accuracy),
+                n_train=self.n_train,
+                n_test=self.n_test,
             )
         return out
 
@@ -246,8 +250,11 @@ def explainer_training_data(
         y = lab.transform(task.table)
         x = task.inputs
         if x.frames is None:  # headline-only rows: an empty (fully masked) one-frame clip
-            x = AttentionInputs(titles=x.titles, frames=np.zeros((len(task), 1, feat_dim), np.float32),
-                                frame_mask=np.zeros((len(task), 1), bool))
+            x = AttentionInputs(
+                titles=x.titles,
+                frames=np.zeros((len(task), 1, feat_dim), np.float32),
+                frame_mask=np.zeros((len(task), 1), bool),
+            )
         for part in ("train", "val"):
             idx = getattr(split, part)
             parts_x[part].append(x.take(idx))

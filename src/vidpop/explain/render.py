@@ -55,7 +55,12 @@ def _draw_words(ax: plt.Axes, words: Sequence[str], weights: np.ndarray, in_voca
     for word, wt, known in zip(words, weights, in_vocab, strict=True):
         shade = cmap(0.05 + 0.85 * float(wt) / top)
         text = ax.text(
-            x, y, word, fontsize=13, transform=ax.transAxes, style="normal" if known else "italic",
+            x,
+            y,
+            word,
+            fontsize=13,
+            transform=ax.transAxes,
+            style="normal" if known else "italic",
             color="white" if float(wt) / top > 0.7 else "black",
             bbox={"boxstyle": "round,pad=0.25", "facecolor": shade, "edgecolor": "none"},
         )
@@ -64,12 +69,26 @@ def _draw_words(ax: plt.Axes, words: Sequence[str], weights: np.ndarray, in_voca
             x, y = 0.0, y - line_h
             text.set_position((x, y))
             bb = text.get_window_extent(renderer).transformed(ax.transAxes.inverted())
-        ax.text((bb.x0 + bb.x1) / 2, y - 0.06, f"{float(wt):.2f}", fontsize=8, ha="center", color="0.3",
-                transform=ax.transAxes)
+        ax.text(
+            (bb.x0 + bb.x1) / 2,
+            y - 0.06,
+            f"{float(wt):.2f}",
+            fontsize=8,
+            ha="center",
+            color="0.3",
+            transform=ax.transAxes,
+        )
         x = bb.x1 + 0.02
-    ax.text(0, y - line_h, f"word attention β (shade relative to the largest, {top:.2f}; uniform would be "
-            f"{1 / len(words):.2f}). Italic: not in the training vocabulary (<unk>).",
-            fontsize=9, color="0.35", transform=ax.transAxes, wrap=True)
+    ax.text(
+        0,
+        y - line_h,
+        f"word attention β (shade relative to the largest, {top:.2f}; uniform would be "
+        f"{1 / len(words):.2f}). Italic: not in the training vocabulary (<unk>).",
+        fontsize=9,
+        color="0.35",
+        transform=ax.transAxes,
+        wrap=True,
+    )
 
 
 def _draw_figure(
@@ -92,8 +111,10 @@ def _draw_figure(
     thumb = width / cols * aspect  # height of one strip thumbnail (inches)
     main = 0.45 * width * aspect if n else 3.0
     fig = plt.figure(figsize=(width, (2 * thumb + 1.2 if n else 0) + main + 0.8), dpi=90)
-    fig.suptitle(f"P(popular) = {expl.p_popular:.2f}" + (f"   —   {source}" if source else "")
-                 + (f"\n{note}" if note else ""), fontsize=13)
+    fig.suptitle(
+        f"P(popular) = {expl.p_popular:.2f}" + (f"   —   {source}" if source else "") + (f"\n{note}" if note else ""),
+        fontsize=13,
+    )
     if n and top is not None and expl.alpha is not None:
         gs = fig.add_gridspec(4, cols, height_ratios=[thumb, 1.2, thumb, main], hspace=0.35)
         for i in range(n):
@@ -115,8 +136,11 @@ def _draw_figure(
         axt.imshow(overlays[top])
         axt.set_axis_off()
         tie = "; chosen by Grad-CAM evidence" if alpha_note or np.ptp(expl.alpha) < 1e-6 else ""
-        axt.set_title(f"top frame #{top} at {timestamps[top]:.1f}s (α = {expl.alpha[top]:.3f}{tie}); "
-                      "Grad-CAM of the popular class", fontsize=10)
+        axt.set_title(
+            f"top frame #{top} at {timestamps[top]:.1f}s (α = {expl.alpha[top]:.3f}{tie}); "
+            "Grad-CAM of the popular class",
+            fontsize=10,
+        )
         axw = fig.add_subplot(gs[3, cols // 2 :])
     else:
         axw = fig.add_subplot(1, 1, 1)
@@ -124,8 +148,9 @@ def _draw_figure(
         _draw_words(axw, expl.words, expl.beta, expl.in_vocab)
     else:
         axw.set_axis_off()
-        axw.text(0, 0.5, f"title: {title}\n(this model uses no headline)", fontsize=12, transform=axw.transAxes,
-                 wrap=True)
+        axw.text(
+            0, 0.5, f"title: {title}\n(this model uses no headline)", fontsize=12, transform=axw.transAxes, wrap=True
+        )
     fig.savefig(path, bbox_inches="tight")
     plt.close(fig)
 

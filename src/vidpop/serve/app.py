@@ -2,9 +2,11 @@
 
 The models load once, when the app is created; every request reuses them. Uploads stream into a
 per-request folder that is always removed; explanation images are copied out of it into a small,
-pruned artifact store so the page can fetch them by URL afterwards. Model calls run in the threadpool
-without a global lock: inference is read-only, and the few calls that change per-call state in a model
-(its feature-store path, Grad-CAM hooks) hold that model's own lock. The default work folder
+pruned artifact store so the page can fetch them by URL afterwards. ``/analyze`` serves a prediction and
+its explanation from one upload (what the page sends). The models are warmed at start-up by one prediction
+and explanation, so the first user does not wait for lazy loading. Model calls run in the threadpool without
+a global lock: inference is read-only (per-call settings go to a copy of a model's config), and Grad-CAM,
+which hooks the shared network, holds that model's own lock. The default work folder
 (``/tmp/vidpop-serve-<pid>``) is removed at shutdown.
 """
 
@@ -64,6 +66,8 @@ class ServeSettings:
     max_history: int = 1000
     #: cap on a title's length, in characters
     max_title_chars: int = MAX_TITLE_CHARS
+    #: run one prediction and explanation at start-up, so the first user's answer is not slow
+    warm: bool = True
     #: True when the work folder is the default temp folder: it is then removed at shutdown
     owns_work_dir: bool = field(default=False, init=False)
 
@@ -125,6 +129,16 @@ class _State:
         self.models_dir = models_dir
         self.settings = settings
         self.bundle = ModelBundle(models_dir)
+        #: CPU seconds of the start-up warm-up per part (empty until it ran)
+        self.warm_seconds: dict[str, float] = {}
+
+    def warm(self) -> None:
+        assert self.settings.work_dir is not None
+        folder = Path(tempfile.mkdtemp(prefix="warm-", dir=self.settings.work_dir))
+        try:
+            self.warm_seconds = self.bundle.warm(folder)
+        finally:
+            shutil.rmtree(folder, ignore_errors=True)
 
     def run(self, fn: Callable[[ModelBundle], T]) -> T:
         return fn(self.bundle)
@@ -182,6 +196,7 @@ _UPLOAD_SCHEMA: dict[str, Any] = {
                         "cover": {"type": "string", "format": "binary", "description": "a cover image (.jpg, ...)"},
                         "title": {"type": "string", "description": "the planned title"},
                         "author_followers": {"type": "number", "description": "the author's follower count"},
+                        "compare_title": {"type": "string", "description": "a second title to compare (what-if)"},
                     },
                 }
             }
@@ -199,6 +214,8 @@ def create_app(models_dir: str | Path, settings: ServeSettings | None = None) ->
 
     @asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
+        if settings.warm:  # before the first request is accepted
+            await run_in_threadpool(state.warm)
         try:
             yield
         finally:  # nothing of a request outlives the server in a folder the server made itself
@@ -220,29 +237,57 @@ def create_app(models_dir: str | Path, settings: ServeSettings | None = None) ->
     async def _vidpop_error(request: Request, exc: VidpopError) -> JSONResponse:
         return JSONResponse({"detail": str(exc)}, status_code=_status_for(exc))
 
-    async def _with_upload(request: Request, work: Callable[[ModelBundle, NewVideo, Path], dict[str, Any]]) -> Any:
+    Work = Callable[[ModelBundle, NewVideo, Path, dict[str, str]], dict[str, Any]]
+
+    async def _with_upload(request: Request, work: Work) -> Any:
         settings.uploads_dir.mkdir(parents=True, exist_ok=True)
         folder = Path(tempfile.mkdtemp(prefix="req-", dir=settings.uploads_dir))
         try:
             form = await read_form(request, folder, settings.max_upload_bytes)
             video = await run_in_threadpool(_new_video, form.fields, form.files, settings.max_title_chars)
-            return await run_in_threadpool(state.run, lambda bundle: work(bundle, video, folder))
+            return await run_in_threadpool(state.run, lambda bundle: work(bundle, video, folder, form.fields))
         finally:
             shutil.rmtree(folder, ignore_errors=True)
 
+    def _predict(bundle: ModelBundle, video: NewVideo, folder: Path, fields: dict[str, str]) -> dict[str, Any]:
+        compare = fields.get("compare_title", "")
+        if len(compare) > settings.max_title_chars:
+            raise VidpopError(
+                f"the compared title has {len(compare)} characters; the limit is {settings.max_title_chars}"
+            )
+        return bundle.predict(video, folder / "work", compare_title=compare or None)
+
+    def _explain(bundle: ModelBundle, video: NewVideo, folder: Path, fields: dict[str, str]) -> dict[str, Any]:
+        out = folder / "explanation"
+        data = bundle.explain(video, out)
+        return _with_urls(data, _publish(out, settings.artifacts_dir, settings.keep_artifacts))
+
     @app.post("/predict", tags=["predict"], openapi_extra=_UPLOAD_SCHEMA)
     async def predict(request: Request) -> Any:
-        """Predicted views/likes/comments with 95% intervals, popularity class and P(popular) of a new video."""
-        return await _with_upload(request, lambda bundle, video, folder: bundle.predict(video, folder / "work"))
+        """Predicted views/likes/comments with 95% intervals, popularity class and P(popular) of a new video;
+        with ``compare_title``, the what-if of that title against the video's own (``what_if``)."""
+        return await _with_upload(request, _predict)
 
     @app.post("/explain", tags=["predict"], openapi_extra=_UPLOAD_SCHEMA)
     async def explain(request: Request) -> Any:
         """Grad-CAM overlays per frame (weighted by attention α) and title word importances β, with image URLs."""
+        return await _with_upload(request, _explain)
 
-        def work(bundle: ModelBundle, video: NewVideo, folder: Path) -> dict[str, Any]:
-            out = folder / "explanation"
-            data = bundle.explain(video, out)
-            return _with_urls(data, _publish(out, settings.artifacts_dir, settings.keep_artifacts))
+    @app.post("/analyze", tags=["predict"], openapi_extra=_UPLOAD_SCHEMA)
+    async def analyze(request: Request) -> Any:
+        """Prediction and explanation from one upload (what the page sends): ``{"prediction", "explanation"}``;
+        ``explanation`` is null, with the reason in ``explanation_note``, when there is nothing to explain."""
+
+        def work(bundle: ModelBundle, video: NewVideo, folder: Path, fields: dict[str, str]) -> dict[str, Any]:
+            out: dict[str, Any] = {"prediction": _predict(bundle, video, folder, fields), "explanation": None,
+                                   "explanation_note": None}  # fmt: skip
+            if video.video is None and video.cover is None:
+                out["explanation_note"] = "no clip or cover: only the title was predicted (explain needs an image)"
+            elif not bundle.has_role("explain"):
+                out["explanation_note"] = "the bundle has no explanation model (train attention_explain)"
+            else:
+                out["explanation"] = _explain(bundle, video, folder, fields)
+            return out
 
         return await _with_upload(request, work)
 
@@ -294,7 +339,7 @@ def create_app(models_dir: str | Path, settings: ServeSettings | None = None) ->
     @app.get("/health", tags=["service"])
     async def health() -> dict[str, Any]:
         """Liveness: answers even while a model call runs."""
-        return {"status": "ok", "models": len(state.bundle.models)}
+        return {"status": "ok", "models": len(state.bundle.models), "warm_cpu_seconds": state.warm_seconds}
 
     @app.post("/admin/reload", tags=["service"])
     def reload(authorization: str | None = Header(None)) -> dict[str, Any]:

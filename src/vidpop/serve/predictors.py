@@ -1,13 +1,14 @@
 """The models behind the product. A *bundle* is a folder of saved models (or one model folder); it answers
 the three questions the CLI, the REST API and the web page ask, through one code path:
 
-* :meth:`ModelBundle.predict` — a brand-new video -> predicted counts with 95 % intervals (variational
-  PoE), the popularity class (cover + title fusion's 5 ordinal classes, else the regressor's training
-  quintiles) and P(popular) (attention model);
+* :meth:`ModelBundle.predict` — a brand-new video -> one reconciled answer (:mod:`vidpop.serve.predicting`):
+  counts with 95 % intervals, the class and P(popular) from the same count model, a context line, the inputs
+  that moved the estimate, second opinions and the limits; with a second title, the what-if between them;
 * :meth:`ModelBundle.explain` — Grad-CAM heatmaps scaled by frame attention, and word importances;
-* :meth:`ModelBundle.recommend` — top-k for a known user, a watch history, or text (cold start).
+* :meth:`ModelBundle.recommend` — top-k for a known user, a watch history, or text (cold start), each with
+  the reason it was recommended.
 
-Each answer is a JSON-ready dict and says which model gave each part, and what could not be answered.
+Serving dispatches on each model's declared capabilities and never changes a loaded model.
 """
 
 from __future__ import annotations
@@ -20,12 +21,13 @@ from typing import Any
 
 import numpy as np
 
-from vidpop.data.schema import VideoDataset
 from vidpop.errors import MissingModelError, VidpopError
+from vidpop.serve.context import TrainingContext, load_context
 from vidpop.serve.inputs import NewVideo
+from vidpop.serve.popularity import capabilities
+from vidpop.serve.predicting import compare_titles, predict_video
 from vidpop.serve.recommending import ServedRecommender
 
-CLASS_NAMES: tuple[str, ...] = ("very low", "low", "medium", "high", "very high")
 #: a query's history is echoed back with at most this many ids (its length is always given)
 ECHO_IDS = 20
 
@@ -41,8 +43,9 @@ class LoadedModel:
     trained_on: list[str] = field(default_factory=list)
     #: a recommender's tables and index, read once at load
     served: ServedRecommender | None = None
-    #: held around calls that change per-call state in the model (feature-store path, Grad-CAM hooks);
-    #: read-only inference (recommend, the PoE and attention predictions) runs without it
+    #: a count model's training labels (percentiles, ratio bounds, similar authors), read once at load
+    context: TrainingContext | None = None
+    #: held around Grad-CAM, which hooks the shared network; every other call is read-only on the model
     lock: threading.Lock = field(default_factory=threading.Lock, repr=False)
 
     @property
@@ -50,17 +53,12 @@ class LoadedModel:
         return str(getattr(self.model, "model_name", type(self.model).__name__))
 
     @property
-    def roles(self) -> list[str]:
-        from vidpop.models.attention_explain import AttentionExplainModel
-        from vidpop.models.recommender import Recommender
+    def capabilities(self) -> frozenset[str]:
+        return capabilities(self.model)
 
-        if isinstance(self.model, Recommender):
-            return ["recommend"]
-        if isinstance(self.model, AttentionExplainModel):
-            return ["predict", "explain"]
-        if hasattr(self.model, "predict_interval") or hasattr(self.model, "predict_proba"):
-            return ["predict"]
-        return []
+    @property
+    def roles(self) -> list[str]:
+        return [r for r in ("predict", "explain", "recommend") if r in self.capabilities]
 
     def describe(self) -> dict[str, Any]:
         return {
@@ -84,12 +82,12 @@ def load_one(path: Path) -> LoadedModel:
     info = _read_json(path / "training_data.json")
     trained_on = recipe.get("trained_on") or info.get("trained_on") or info.get("dataset") or []
     trained_on = [trained_on] if isinstance(trained_on, str) else list(trained_on)
-    from vidpop.models.recommender import Recommender
-
     lm = LoadedModel(path.name, path, load_model(path), recipe, [str(t) for t in trained_on])
-    if isinstance(lm.model, Recommender):
+    if "recommend" in lm.capabilities:
         lm.served = ServedRecommender(lm.name, path, lm.model)
         lm.served.warm()
+    if "intervals" in lm.capabilities:
+        lm.context = load_context(recipe)
     return lm
 
 
@@ -116,102 +114,51 @@ class ModelBundle:
     def describe(self) -> list[dict[str, Any]]:
         return [m.describe() for m in self.models]
 
+    def has_role(self, role: str) -> bool:
+        return bool(self._with_role(role))
+
     def _with_role(self, role: str) -> list[LoadedModel]:
         return [m for m in self.models if role in m.roles]
 
     # ------------------------------------------------------------------ predict
-    def predict(self, video: NewVideo, work_dir: str | Path, level: float = 0.95) -> dict[str, Any]:
-        """Predictions of every popularity model in the bundle for one new video."""
-        from vidpop.models.attention_explain import AttentionExplainModel
-
+    def predict(
+        self, video: NewVideo, work_dir: str | Path, level: float = 0.95, compare_title: str | None = None
+    ) -> dict[str, Any]:
+        """One reconciled answer from the bundle's popularity models for one new video; with
+        ``compare_title``, also the what-if of that title against the video's own (``what_if``)."""
         video.check()
-        work = Path(work_dir)
-        ds = video.dataset()
-        out: dict[str, Any] = {
-            "inputs": video.describe(),
-            "targets": [],
-            "popularity_class": None,
-            "p_popular": None,
-            "experts": None,
-            "notes": [],
-            "models": [],
-        }
-        models = self._with_role("predict")
-        if not models:
-            raise MissingModelError("the bundle has no popularity model (train variational_poe / cover_title_fusion)")
-        for lm in models:
-            try:
-                if hasattr(lm.model, "predict_interval"):
-                    self._predict_counts(lm, ds, work, level, out)
-                elif isinstance(lm.model, AttentionExplainModel):
-                    out["p_popular"] = {"value": _p_popular(lm.model, ds, work), "model": lm.name}
-                elif hasattr(lm.model, "predict_proba"):
-                    self._predict_class(lm, ds, work, out)
-                out["models"].append(lm.name)
-            except VidpopError as exc:
-                out["notes"].append(f"{lm.name}: {exc}")
+        out = predict_video(self._with_role("predict"), video, Path(work_dir), level)
+        if compare_title is not None and compare_title.strip():
+            out["what_if"] = self.compare_titles(video, [video.title, compare_title], work_dir, level)
         return out
 
-    def _predict_counts(self, lm: LoadedModel, ds: Any, work: Path, level: float, out: dict[str, Any]) -> None:
-        from vidpop.models.poe_inputs import build_poe_inputs
+    def compare_titles(
+        self, video: NewVideo, titles: list[str], work_dir: str | Path, level: float = 0.95
+    ) -> dict[str, Any]:
+        """Two titles, every other input equal: each prediction, their ratio with its interval, the words."""
+        return compare_titles(self.models, video, titles, Path(work_dir), level)
 
-        model = lm.model
-        trained = set(model.trained_modalities_)
-        given = {"visual": ds.videos[["video_path", "cover_path"]].notna().any(axis=None),
-                 "acoustic": ds.videos["video_path"].notna().any()}  # fmt: skip
-        unused = [m for m, has in given.items() if has and m not in trained]
-        if unused:  # no expert would read them: skip decoding and embedding
-            out["notes"].append(f"{lm.name}: inputs without a trained expert (not used): {', '.join(unused)}")
-        if "visual" not in trained and "acoustic" not in trained:
-            ds = VideoDataset(ds.name, ds.videos.assign(video_path=None, cover_path=None), ds.authors)
-        X = build_poe_inputs(ds, text_views=False, progress=False, store=work / "features")
-        X = _align_social(X, ds, lm.recipe.get("social_names", []))
-        r = model.predict_interval(X, level)
-        for j, name in enumerate(model.target_names_):
-            mean, lo, hi = float(r["mean"][0, j]), float(r["lower"][0, j]), float(r["upper"][0, j])
-            entry: dict[str, Any] = {"name": name, "model": lm.name, "level": level}
-            if name.split(":")[-1].startswith("log1p_"):
-                entry.update(
-                    name=name.split(":")[-1][len("log1p_") :],
-                    scale="count",
-                    value=float(np.expm1(mean)),
-                    lower=float(np.expm1(lo)),
-                    upper=float(np.expm1(hi)),
-                    log1p={"mean": mean, "lower": lo, "upper": hi},
-                )
-            else:
-                entry.update(scale=lm.recipe.get("target_scale", "model scale"), value=mean, lower=lo, upper=hi)
-            out["targets"].append(entry)
-        edges = lm.recipe.get("class_edges") or []
-        if edges and out["popularity_class"] is None:
-            k = int(np.searchsorted(np.asarray(edges), r["mean"][0, 0]))
-            out["popularity_class"] = {
-                "label": k,
-                "name": CLASS_NAMES[k],
-                "n_classes": len(edges) + 1,
-                "model": lm.name,
-                "method": f"quintile of the training videos' {model.target_names_[0]} the prediction falls in",
-            }
-        out["experts"] = {"model": lm.name, **model.expert_report(X)[0]["precision_share"]}
+    def warm(self, work_dir: str | Path) -> dict[str, float]:
+        """One prediction (and explanation) on a blank cover and a title at start-up, so that the encoders,
+        image network and lazy imports are loaded before the first user waits for them. CPU seconds per part."""
+        import time
 
-    def _predict_class(self, lm: LoadedModel, ds: Any, work: Path, out: dict[str, Any]) -> None:
-        model = lm.model
-        if hasattr(model.config, "progress"):
-            model.config.progress = False
-        with lm.lock:  # the store path is per call but lives in the shared config
-            if hasattr(model.config, "feature_store"):
-                model.config.feature_store = str(work / "features")
-            proba = np.asarray(model.predict_proba(ds))[0]
-        k = int(proba.argmax())
-        names = CLASS_NAMES if len(proba) == len(CLASS_NAMES) else tuple(str(i) for i in range(len(proba)))
-        out["popularity_class"] = {
-            "label": k,
-            "name": names[k],
-            "n_classes": len(proba),
-            "probabilities": [round(float(p), 4) for p in proba],
-            "model": lm.name,
-            "method": "ordinal classes of the weighted, normalised engagement score (cover + title fusion)",
-        }
+        from PIL import Image
+
+        work = Path(work_dir)
+        work.mkdir(parents=True, exist_ok=True)
+        blank = work / "warm-up.png"  # only ever fed to the models, never part of an answer
+        Image.new("RGB", (224, 224), (128, 128, 128)).save(blank)
+        video = NewVideo(cover=blank, title="warm up")
+        took: dict[str, float] = {}
+        for role, call in (("predict", lambda: self.predict(video, work / "predict")),
+                           ("explain", lambda: self.explain(video, work / "explain"))):  # fmt: skip
+            if not self._with_role(role):
+                continue
+            t0 = time.process_time()
+            call()
+            took[role] = round(time.process_time() - t0, 2)
+        return took
 
     # ------------------------------------------------------------------ explain
     def explain(self, video: NewVideo, out_dir: str | Path) -> dict[str, Any]:
@@ -246,6 +193,9 @@ class ModelBundle:
             raise MissingModelError("the bundle has no recommender (train interest_rnn or a rec_* baseline)")
         text = (text or "").strip() or None
         ids = [h.strip() for h in (history or []) if h.strip()]
+        filled = [name for name, v in (("a user id", user), ("a watch history", ids), ("a text", text)) if v]
+        if len(filled) > 1:  # the user id used to win silently
+            raise VidpopError(f"give one of a user id, a watch history or a text, not {' and '.join(filled)}")
         notes: list[str] = []
         # a watch history goes to a sequence/collaborative model; text alone to a text (cold-start) model
         by_history = [m for m in recs if not getattr(m.model, "uses_text", False)]
@@ -283,6 +233,7 @@ class ModelBundle:
             query = UserQuery(history=hist, times=np.arange(len(hist), dtype="float64"), text=text)
         # text models do not see the history, but still never re-recommend what the user watched
         top, scores = served.top(query, k, exclude=hist)
+        reasons = _because(lm, served, hist, top, text, user is not None)
         return {
             "model": lm.name,
             "query": {
@@ -298,8 +249,9 @@ class ModelBundle:
                     "title": str(served.titles[j]) if served.titles is not None else "",
                     "score": float(sc),
                     "has_cover": str(served.video_ids[j]) in served.covers,
+                    "because": why,
                 }
-                for r, (j, sc) in enumerate(zip(top, scores, strict=True), 1)
+                for r, (j, sc, why) in enumerate(zip(top, scores, reasons, strict=True), 1)
             ],
             "notes": notes,
         }
@@ -313,46 +265,39 @@ class ModelBundle:
         return None
 
 
-def _align_social(X: Any, ds: Any, names: list[str]) -> Any:
-    """The social input in the trained column order: given values where the new video has them, NaN (= the
-    training mean after standardising) for the rest; absent when the new video has no social value."""
-    from vidpop.models.poe_inputs import PoEInputs, social_features
-
-    values, masks = dict(X.values), dict(X.masks)
-    values.pop("social", None)
-    masks.pop("social", None)
-    if names:
-        got, mask, got_names = social_features(ds)
-        row = np.full((1, len(names)), np.nan, np.float32)
-        for j, n in enumerate(got_names):
-            if n in names:
-                row[0, names.index(n)] = got[0, j]
-        if mask.any() and np.isfinite(row).any():
-            values["social"], masks["social"] = row, np.ones(1, bool)
-    return PoEInputs(values, masks, None, n=len(X))
+#: a "because you watched" line looks at this many of the most recent watched videos
+BECAUSE_RECENT = 10
 
 
-def _p_popular(model: Any, ds: Any, work: Path) -> float:
-    """P(popular) of the attention model from the clip's frames (else the cover as one frame) and title."""
-    from vidpop.features.extract import dataset_features
-    from vidpop.models.attention_explain import AttentionInputs
+def _because(
+    lm: LoadedModel, served: ServedRecommender, hist: np.ndarray, top: list[int], text: str | None, from_user: bool
+) -> list[str | None]:
+    """One line per recommended video saying what led to it: the watched video whose one-video history scores
+    it highest (when the model's scores depend on the history), the text, or the model's overall ranking."""
+    from vidpop.models.recommender import UserQuery
 
-    cfg = model.config
-    frames = mask = None
-    if cfg.uses_frames:
-        store = work / "features"
-        if ds.videos["video_path"].notna().any():
-            f, present = dataset_features(
-                ds, "frames_effnet", store=store, progress=False, n_frames=cfg.n_frames, first_seconds=cfg.seconds
-            )
-            if present.any():
-                frames, mask = f, np.abs(f).sum(-1) > 0
-        if frames is None and ds.videos["cover_path"].notna().any():
-            c, present = dataset_features(ds, "cover_effnet", store=store, progress=False)
-            if present.any():
-                frames, mask = c[:, None, :], np.ones((1, 1), bool)
-        if frames is None:
-            frames, mask = np.zeros((1, 1, 1280), np.float32), np.zeros((1, 1), bool)
-    title = ds.videos["title"].iloc[0]  # pd.NA for a cover-only video (`NA or ""` raised TypeError: a 500)
-    titles = [title if isinstance(title, str) else ""] if cfg.uses_headline else None
-    return float(model.predict_proba(AttentionInputs(titles=titles, frames=frames, frame_mask=mask))[0, 1])
+    if text:
+        return [f"matches your text “{text[:60]}”"] * len(top)
+    if getattr(lm.model, "uses_text", False):
+        what = "the titles you watched" if from_user or len(hist) else "your text"
+        return [f"matches {what}"] * len(top)
+    recent = list(dict.fromkeys(int(h) for h in hist[::-1]))[:BECAUSE_RECENT]
+    if not recent or not top:
+        return [None] * len(top)
+    queries = [UserQuery(history=np.asarray([h], np.int64), times=np.zeros(1)) for h in recent]
+    try:
+        scores = np.asarray(lm.model.full_sort_scores(queries), np.float64)[:, top]  # (recent, k)
+    except Exception:  # a model that cannot score one-video histories: no reason rather than a wrong one
+        return [None] * len(top)
+    spread = scores.max(0) - scores.min(0)
+    tol = 1e-9 * max(1.0, float(np.abs(scores).max()))
+    titles = served.titles
+    out: list[str | None] = []
+    for col in range(len(top)):
+        if spread[col] <= tol:  # the same whatever was watched: a popularity-style ranking
+            out.append("popular with many viewers" if "pop" in lm.kind else None)
+            continue
+        h = recent[int(scores[:, col].argmax())]
+        name = str(titles[h]) if titles is not None and str(titles[h]) else f"video {served.video_ids[h]}"
+        out.append(f"because you watched “{name[:80]}”")
+    return out

@@ -156,12 +156,17 @@ function renderTargets(targets) {
 }
 
 function renderPrediction(data) {
+  $("verdict").textContent = data.verdict ? `Verdict: ${data.verdict}` : "";
+  $("verdict").hidden = !data.verdict;
+  $("context").textContent = data.context ? `In context: ${data.context}.` : "";
+  $("context").hidden = !data.context;
+  $("effects").replaceChildren(...(data.effects || []).map((e) => el("li", { text: e })));
   renderTargets(data.targets || []);
   const cls = data.popularity_class;
   $("class-fact").hidden = !cls;
   if (cls) {
     $("class-value").textContent = cls.name;
-    $("class-detail").textContent = `class ${cls.label + 1} of ${cls.n_classes} (${cls.model})`;
+    $("class-detail").textContent = `class ${cls.label + 1} of ${cls.n_classes} · ${cls.model}: ${cls.method}`;
     const old = $("class-fact").querySelector(".class-probs");
     if (old) old.remove();
     if (cls.probabilities) {
@@ -177,18 +182,53 @@ function renderPrediction(data) {
   if (pp) {
     $("ppop-value").textContent = `${Math.round(pp.value * 100)}%`;
     $("ppop-meter").style.width = `${pp.value * 100}%`;
-    $("ppop-detail").textContent = `attention model (${pp.model})`;
+    $("ppop-detail").textContent = `${pp.model}: ${pp.definition || ""}`;
   }
+  $("opinions").replaceChildren(...(data.second_opinions || []).map((o) => {
+    const what = o.kind === "p_popular" ? `P(popular) ${Math.round(o.value * 100)}%` : `class ${o.label + 1} (${o.name})`;
+    const agree = o.agrees === true ? "agrees" : o.agrees === false ? "disagrees" : "";
+    return el("li", { text: `Second opinion — ${o.model}: ${what}${agree ? ", " + agree : ""} ` +
+      `(${o.definition || o.method || ""})` });
+  }));
   const ex = data.experts;
   if (ex) {
     const shares = Object.entries(ex).filter(([k]) => k !== "model")
       .map(([k, v]) => `${k} ${Math.round(v * 100)}%`).join(", ");
-    $("experts").textContent = `What the interval rests on (precision share): ${shares}.`;
+    $("experts").textContent = `What the interval rests on (precision share, ${ex.model}): ${shares}.`;
   } else {
     $("experts").textContent = "";
   }
   $("notes").replaceChildren(...(data.notes || []).map((n) => el("li", { text: n })));
   $("prediction").hidden = false;
+}
+
+function renderWhatIf(wi) {
+  $("what-if").hidden = !wi;
+  if (!wi) return;
+  const level = Math.round((wi.ratio.level || 0.95) * 100);
+  const times = (x) => `×${x.toFixed(2)}`;
+  $("what-if-summary").textContent = `Title 1 vs title 2: ${wi.target} ${times(wi.ratio.value)} ` +
+    `(${level}% interval ${times(wi.ratio.lower)} – ${times(wi.ratio.upper)}; ${wi.model}): ${wi.reading}`;
+  $("what-if-target").textContent = wi.target;
+  $("what-if-rows").replaceChildren(...wi.predictions.map((p, i) => el("tr", {},
+    el("td", { text: `${i + 1}. ${p.title}` }),
+    el("td", { class: "num", text: compact.format(p.value) }),
+    el("td", { class: "num", text: `${compact.format(p.lower)} – ${compact.format(p.upper)}` }))));
+  const words = wi.words || [];
+  const maxBeta = Math.max(...words.map((w) => w.beta), 1e-9);
+  const line = $("what-if-words");
+  line.replaceChildren();
+  for (const w of words) {
+    const label = `${w.word} (title ${w.title}): importance ${(w.beta * 100).toFixed(1)}%`;
+    line.append(el("span", { class: "word", title: label, "aria-label": label,
+      style: { backgroundColor: `rgba(230, 120, 0, ${(0.08 + 0.72 * (w.beta / maxBeta)).toFixed(3)})` },
+      text: `${w.word} ·${w.title}` }), " ");
+  }
+  if (!words.length) {
+    line.append(el("span", { class: "hint", text: wi.word_model ? "The titles have the same words."
+      : "No attention model in the bundle to weigh the words." }));
+  }
+  $("what-if-method").textContent = `${wi.method}.` + (wi.word_model ? ` Word weights from ${wi.word_model}.` : "");
 }
 
 /* ---------------------------------------------------------------- explanation: frames and words */
@@ -248,19 +288,55 @@ function renderExplanation(data) {
   $("explanation").hidden = false;
 }
 
-/* ---------------------------------------------------------------- predict form */
+/* ---------------------------------------------------------------- predict form: one upload, with progress */
+function postWithProgress(url, body, onProgress) {
+  // fetch() cannot report upload progress; XMLHttpRequest can
+  return new Promise((resolve, reject) => {
+    const xhr = new XMLHttpRequest();
+    xhr.open("POST", url);
+    xhr.responseType = "json";
+    xhr.upload.addEventListener("progress", (e) => { if (e.lengthComputable) onProgress(e.loaded / e.total); });
+    xhr.upload.addEventListener("load", () => onProgress(1));
+    xhr.addEventListener("error", () => reject(new Error("The server could not be reached.")));
+    xhr.addEventListener("load", () => {
+      const data = xhr.response;
+      if (xhr.status >= 200 && xhr.status < 300) { resolve(data); return; }
+      let detail = data && data.detail !== undefined ? data.detail : xhr.statusText;
+      if (Array.isArray(detail)) detail = detail.map((d) => `${(d.loc || []).slice(1).join(".")}: ${d.msg}`).join("; ");
+      reject(new Error(`${detail} (HTTP ${xhr.status})`));
+    });
+    xhr.send(body);
+  });
+}
+
+let lastAnswer = null;
+function offerDownload(answer) {
+  lastAnswer = answer;
+  const link = $("download-json");
+  if (link.dataset.url) URL.revokeObjectURL(link.dataset.url);
+  const url = URL.createObjectURL(new Blob([JSON.stringify(answer, null, 1)], { type: "application/json" }));
+  link.href = url;
+  link.dataset.url = url;
+}
+
 function setupPredict() {
   const form = $("predict-form");
   const button = $("predict-button");
   const status = $("predict-status");
+  const bar = $("upload-progress");
   form.addEventListener("submit", async (event) => {
     event.preventDefault();
     clearError();
     $("prediction").hidden = true;
     $("explanation").hidden = true;
+    $("what-if").hidden = true;
     const hasMedia = $("video").files.length > 0 || $("cover").files.length > 0;
     if (!hasMedia && !$("title").value.trim()) {
       showError("Give a video, a cover or a title.");
+      return;
+    }
+    if ($("compare-title").value.trim() && !$("title").value.trim()) {
+      showError("To compare titles, type the first title too.");
       return;
     }
     const bytes = [...$("video").files, ...$("cover").files].reduce((sum, f) => sum + f.size, 0);
@@ -270,16 +346,24 @@ function setupPredict() {
     }
     const body = new FormData(form);
     try {
-      setBusy(button, status, "Predicting…");
-      renderPrediction(await callApi("/predict", { method: "POST", body }));
-      if (hasMedia) {
-        setBusy(button, status, "Explaining (Grad-CAM over the frames)…");
-        renderExplanation(await callApi("/explain", { method: "POST", body }));
-      }
+      setBusy(button, status, hasMedia ? "Uploading…" : "Predicting…");
+      bar.hidden = !hasMedia;
+      bar.value = 0;
+      const data = await postWithProgress("/analyze", body, (share) => {
+        bar.value = Math.round(share * 100);
+        if (share < 1) status.textContent = `Uploading… ${Math.round(share * 100)}%`;
+        else status.textContent = hasMedia ? "Predicting and explaining (Grad-CAM over the frames)…" : "Predicting…";
+      });
+      renderPrediction(data.prediction);
+      renderWhatIf(data.prediction.what_if);
+      if (data.explanation) renderExplanation(data.explanation);
+      offerDownload(data);
       setBusy(button, status, "");
+      bar.hidden = true;
       status.textContent = "Done.";
     } catch (err) {
       setBusy(button, status, "");
+      bar.hidden = true;
       showError(err.message);
     }
   });
@@ -287,23 +371,23 @@ function setupPredict() {
 
 /* ---------------------------------------------------------------- recommend form */
 function coverFor(item) {
-  const placeholder = () => el("div", { class: "rec-cover rec-placeholder", role: "img",
-    "aria-label": "No cover image", text: "No cover" });
-  if (!item.has_cover) return placeholder();
+  // only real covers: a card without one is text only (10 of 19,738 MicroLens videos have a cover)
+  if (!item.has_cover) return null;
   const img = el("img", { class: "rec-cover", src: `/covers/${encodeURIComponent(item.video_id)}`,
     alt: `Cover of “${item.title}”` });
-  img.addEventListener("error", () => img.replaceWith(placeholder()));
+  img.addEventListener("error", () => img.remove());
   return img;
 }
 
 function renderRecommendations(data) {
   const list = $("rec-list");
-  list.replaceChildren(...(data.items || []).map((item) => el("li", { class: "rec-item" },
+  list.replaceChildren(...(data.items || []).map((item) => el("li", { class: item.has_cover ? "rec-item" : "rec-item no-cover" },
     coverFor(item),
     el("div", { class: "rec-body" },
       el("span", { class: "rec-rank", text: `#${item.rank}` }),
       el("p", { class: "rec-title", text: item.title || "(untitled)" }),
-      el("span", { class: "rec-meta", text: `video ${item.video_id} · score ${plain.format(item.score)}` })))));
+      item.because ? el("p", { class: "rec-because", text: item.because }) : null,
+      el("span", { class: "rec-meta", text: `video ${item.video_id}` })))));
   if (!data.items || !data.items.length) list.append(el("li", { class: "hint", text: "Nothing to recommend." }));
   $("rec-heading").textContent = `Recommended videos (${data.model})`;
   $("rec-notes").replaceChildren(...(data.notes || []).map((n) => el("li", { text: n })));
@@ -321,8 +405,13 @@ function setupRecommend() {
     const history = $("rec-history").value.split(/[\s,;]+/).filter(Boolean);
     const text = $("rec-text").value.trim();
     const k = Number.parseInt($("rec-k").value, 10) || 10;
-    if (!user && !history.length && !text) {
+    const filled = [user && "user id", history.length && "watched video ids", text && "interests"].filter(Boolean);
+    if (!filled.length) {
       showError("Give a user id, some watched video ids, or some text.");
+      return;
+    }
+    if (filled.length > 1) {
+      showError(`Fill only one field: you filled ${filled.join(" and ")}. Clear the others and try again.`);
       return;
     }
     try {
@@ -330,7 +419,7 @@ function setupRecommend() {
       const data = user
         ? await callApi(`/recommend/${encodeURIComponent(user)}?k=${k}`)
         : await callApi("/recommend", { method: "POST", headers: { "Content-Type": "application/json" },
-          body: JSON.stringify({ history, text: text || null, k }) });
+          body: JSON.stringify(history.length ? { history, k } : { text, k }) });
       renderRecommendations(data);
       setBusy(button, status, "");
       status.textContent = `${data.items.length} videos.`;
