@@ -89,3 +89,13 @@ def test_learned_scale_intervals_cover_and_are_narrower_under_known_heteroscedas
     # and the width follows the noise: the quiet rows get much narrower intervals than the noisy ones
     half = (norm.upper - norm.lower) / 2
     assert half[~noisy[sp.test]].mean() < 0.4 * half[noisy[sp.test]].mean()
+
+
+def test_the_poe_also_runs_on_the_cross_fitted_gbdt_prediction() -> None:
+    task = _task()
+    feats = L.build_features(task, k=5)
+    runs = L.fit_all(task, feats, trials=0, poe_trials=0, poe_epochs=2, models=("lightgbm", "poe"), progress=False)
+    names = [r.model for r, _ in runs]
+    assert names.count("variational_poe+gbdt") == 2 and names.count("variational_poe") == 2  # retrieval off, on
+    poe_gbdt = next(r for r, _ in runs if r.model == "variational_poe+gbdt")
+    assert poe_gbdt.fitted is not None and poe_gbdt.fitted.in_dims_["social"] == feats.tab.shape[1] + 1

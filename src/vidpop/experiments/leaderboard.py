@@ -206,6 +206,7 @@ def fit_all(
     poe_epochs: int = 150,
     models: tuple[str, ...] = ("mean", "lightgbm", "mlp", "poe", "stacked"),
     progress: bool = True,
+    poe_gbdt_input: bool = True,
 ) -> list[tuple[lm.Run, bool]]:
     """Every model, without then with the retrieval features: (run, retrieval on?)."""
     sp, y = task.split, task.y
@@ -236,6 +237,17 @@ def fit_all(
             poe = lm.run_poe(pX, y, sp, poe_trials, seed, poe_epochs)
             done([(r, retrieval) for r in poe])
             bases.append(poe[0])
+            gbdt = next((b for b in bases if b.oof_train is not None), None)
+            if poe_gbdt_input and gbdt is not None:
+                # the social expert also reads the GBDT's prediction: out-of-fold on the training rows,
+                # the full model's on validation and test (a cross-fitted stacking input, no label leak)
+                g = np.full(len(y), np.nan)
+                g[sp.train], g[sp.val], g[sp.test] = gbdt.oof_train, gbdt.pred_val, gbdt.pred_test
+                gX = PoEInputs({"textual": task.emb, "social": np.column_stack([X, g]), **media}, masks, task.text_view)
+                plus = lm.run_poe(gX, y, sp, 0, seed, poe_epochs)
+                for r in plus:
+                    r.model = r.model.replace("variational_poe", "variational_poe+gbdt")
+                done([(r, retrieval) for r in plus])
         if "stacked" in models and bases:
             j = feats.ret_names.index("nn_wmean")
             ev, et = (feats.ret[sp.val, j], feats.ret[sp.test, j]) if retrieval else (np.empty(0), np.empty(0))
