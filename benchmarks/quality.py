@@ -51,7 +51,8 @@ def main() -> None:
     budget.add("within budget (CPU seconds <= 1200, warm cache)", verdict(cpu <= 1200))
     tables.append(budget)
     settings = {"trials": trials, "poe_trials": poe_trials, "poe_epochs": poe_epochs, "load": os.getloadavg()}
-    report("quality", tables, {"leaderboards": results, "settings": settings, "seconds": total, "cpu_seconds": cpu})
+    # one dataset per process (VIDPOP_QUALITY_DATA) writes its own file, so two can run side by side
+    report(f"quality_{only}" if only else "quality", tables, {"leaderboards": results, "settings": settings, "seconds": total, "cpu_seconds": cpu})
 
 
 if __name__ == "__main__":
