@@ -52,7 +52,8 @@ def main() -> None:
     tables.append(budget)
     settings = {"trials": trials, "poe_trials": poe_trials, "poe_epochs": poe_epochs, "load": os.getloadavg()}
     # one dataset per process (VIDPOP_QUALITY_DATA) writes its own file, so two can run side by side
-    report(f"quality_{only}" if only else "quality", tables, {"leaderboards": results, "settings": settings, "seconds": total, "cpu_seconds": cpu})
+    extra = {"leaderboards": results, "settings": settings, "seconds": total, "cpu_seconds": cpu}
+    report(f"quality_{only}" if only else "quality", tables, extra)
 
 
 if __name__ == "__main__":
