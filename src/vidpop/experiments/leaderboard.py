@@ -26,7 +26,7 @@ from vidpop.data.splits import Split, random_split, temporal_split
 from vidpop.errors import VidpopError
 from vidpop.experiments import leaderboard_models as lm
 from vidpop.features.retrieval_features import RetrievalConfig, RetrievalFeaturizer
-from vidpop.features.tabular import TabularConfig, TabularFeaturizer
+from vidpop.features.tabular import TabularConfig, TabularFeaturizer, TagTargetEncoder
 from vidpop.models.poe_inputs import PoEInputs
 from vidpop.training import metrics
 
@@ -130,7 +130,8 @@ def build_features(
 
     Retrieval runs over the title embedding and, where the dataset has covers or frames, over the
     visual embedding too (``img_`` features); the visual embedding also enters the tabular block as
-    ``media_pca`` PCA components (NaN where a row has no image)."""
+    ``media_pca`` PCA components (NaN where a row has no image). The tags' smoothed training popularity
+    (label-derived, like the neighbours') joins the retrieval block."""
     tr = task.split.train
     tf = TabularFeaturizer(tabular).fit(task.frame.iloc[tr], task.emb[tr])
     tab, tab_names = tf.transform(task.frame, task.emb), list(tf.names_)
@@ -157,6 +158,11 @@ def build_features(
         return out, rf.feature_names()
 
     ret, ret_names = retrieval(task.emb, np.arange(len(ids)), True)
+    if "tags" in task.frame and task.frame["tags"].fillna("").astype(str).str.strip().ne("").any():
+        # label-derived like the neighbours' popularity, so it sits in the retrieval block
+        te = TagTargetEncoder().fit(task.frame.iloc[tr], task.y[tr])
+        ret = np.concatenate([ret, te.transform(task.frame)], axis=1)
+        ret_names += list(te.names_)
     if "visual" in task.media:
         from sklearn.decomposition import PCA
 

@@ -190,3 +190,53 @@ class TabularFeaturizer:
         x = np.stack(cols, axis=1) if cols else np.zeros((len(frame), 0))
         x[~np.isfinite(x)] = np.nan  # LightGBM routes NaN itself; the neural models standardise NaN to 0
         return x.astype(np.float32), names
+
+
+class TagTargetEncoder:
+    """Smoothed mean training popularity of each hashtag/tag, aggregated per video (mean, max over its
+    tags, log1p of the tags' training counts). Label-derived, so fitted on the training part only; a
+    training video's own label is left out of its tags' means (as the retrieval features leave it out).
+
+    ``(sum_t + a·ȳ) / (count_t + a)`` with ``a = smoothing`` pulls rare tags to the training mean ȳ."""
+
+    names_: tuple[str, ...] = ("tag_te_mean", "tag_te_max", "tag_te_log1p_count")
+
+    def __init__(self, smoothing: float = 5.0, column: str = "tags") -> None:
+        self.smoothing, self.column = smoothing, column
+
+    def _pairs(self, frame: pd.DataFrame) -> pd.DataFrame:
+        tags = frame[self.column].fillna("").astype(str).str.split("|")
+        p = pd.DataFrame({"row": np.arange(len(frame)), "tag": tags}).explode("tag")
+        p["tag"] = p["tag"].astype(str).str.strip().str.lower()
+        return p[p["tag"].ne("") & p["tag"].ne("nan")].drop_duplicates()
+
+    def fit(self, frame: pd.DataFrame, y: np.ndarray) -> TagTargetEncoder:
+        y = np.asarray(y, np.float64)
+        self.mean_ = float(np.mean(y))
+        p = self._pairs(frame)
+        p["y"] = y[p["row"].to_numpy()]
+        self.stats_ = p.groupby("tag")["y"].agg(["sum", "count"])
+        self.ids_ = frame["video_id"].astype(str).to_numpy()
+        self.y_ = y
+        return self
+
+    def transform(self, frame: pd.DataFrame) -> np.ndarray:
+        out = np.full((len(frame), 3), np.nan)
+        if self.column not in frame:
+            return out.astype(np.float32)
+        p = self._pairs(frame).join(self.stats_, on="tag")
+        p[["sum", "count"]] = p[["sum", "count"]].fillna(0.0)
+        # leave itself out: a training video's own label is in its tags' sums
+        pos = pd.Series(np.arange(len(self.ids_)), index=self.ids_)
+        own = pos[~pos.index.duplicated()].reindex(frame["video_id"].astype(str).to_numpy()).to_numpy()
+        own_row = own[p["row"].to_numpy()]
+        mine = np.isfinite(own_row)
+        own_y = np.where(mine, self.y_[np.nan_to_num(own_row).astype(np.int64)], 0.0)
+        p["sum"] -= own_y
+        p["count"] -= mine & (p["count"].to_numpy() > 0)
+        a = self.smoothing
+        p["te"] = (p["sum"] + a * self.mean_) / (p["count"] + a)
+        g = p.groupby("row").agg(te_mean=("te", "mean"), te_max=("te", "max"), n=("count", "sum"))
+        rows = g.index.to_numpy()
+        out[rows, 0], out[rows, 1], out[rows, 2] = g["te_mean"], g["te_max"], np.log1p(g["n"].clip(lower=0))
+        return out.astype(np.float32)
