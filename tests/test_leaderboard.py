@@ -66,3 +66,36 @@ def test_leaderboard_command_refuses_a_time_split_without_times() -> None:
         pytest.skip(f"MicroLens not staged: {exc}")
     res = CliRunner().invoke(app, ["leaderboard", "--data", "microlens", "--split", "time"])
     assert isinstance(res.exception, VidpopError) and "no publication time" in str(res.exception)
+
+
+def test_learned_scale_intervals_cover_and_are_narrower_under_known_heteroscedastic_noise() -> None:
+    # synthetic: half the rows have noise sd 0.2, the other half sd 1.5 (flagged by feature 1)
+    from vidpop.data.splits import random_split
+    from vidpop.experiments import leaderboard_models as lm
+    from vidpop.training import metrics
+
+    rng = np.random.default_rng(0)
+    n = 3000
+    X = rng.normal(size=(n, 4))
+    noisy = X[:, 1] > 0
+    y = 2 * X[:, 0] + np.where(noisy, 1.5, 0.2) * rng.normal(size=n)
+    sp = random_split(n, 0.3, 0.2, seed=0)
+    runs = {r.model: r for r in lm.run_lightgbm(X, y, sp, 0, quantiles=False, normalised=True)}
+    plain, norm = runs["lightgbm"], runs["lightgbm (normalised)"]
+    yt = y[sp.test]
+    for r in (plain, norm):
+        assert 0.92 <= metrics.interval_coverage(yt, r.lower, r.upper) <= 0.98
+    assert metrics.interval_width(norm.lower, norm.upper) < 0.85 * metrics.interval_width(plain.lower, plain.upper)
+    # and the width follows the noise: the quiet rows get much narrower intervals than the noisy ones
+    half = (norm.upper - norm.lower) / 2
+    assert half[~noisy[sp.test]].mean() < 0.4 * half[noisy[sp.test]].mean()
+
+
+def test_the_poe_also_runs_on_the_cross_fitted_gbdt_prediction() -> None:
+    task = _task()
+    feats = L.build_features(task, k=5)
+    runs = L.fit_all(task, feats, trials=0, poe_trials=0, poe_epochs=2, models=("lightgbm", "poe"), progress=False)
+    names = [r.model for r, _ in runs]
+    assert names.count("variational_poe+gbdt") == 2 and names.count("variational_poe") == 2  # retrieval off, on
+    poe_gbdt = next(r for r, _ in runs if r.model == "variational_poe+gbdt")
+    assert poe_gbdt.fitted is not None and poe_gbdt.fitted.in_dims_["social"] == feats.tab.shape[1] + 1

@@ -203,3 +203,28 @@ def test_poe_calibration_brings_coverage_to_nominal() -> None:
     cov = metrics.interval_coverage(y[te], r["lower"][:, 0], r["upper"][:, 0])
     assert 0.92 <= cov <= 0.98
     assert not np.allclose(r["lower"], raw["lower"])
+
+
+def test_tag_target_encoding_uses_training_labels_only_and_leaves_the_video_itself_out() -> None:
+    from vidpop.features.tabular import TagTargetEncoder
+
+    tr, te = _frame(60, 0), _frame(20, 1)
+    te["video_id"] = [f"t{i}" for i in range(20)]
+    y = np.random.default_rng(3).normal(size=60)
+    enc = TagTargetEncoder(smoothing=2.0).fit(tr, y)
+    ftr, fte = enc.transform(tr), enc.transform(te)
+    tags_tr = [{t for t in s.split("|") if t} for s in tr["tags"]]
+
+    def want(tags: set[str], me: int | None) -> list[float]:
+        te_vals, counts = [], []
+        for t in sorted(tags):
+            rows = [j for j, s in enumerate(tags_tr) if t in s and j != me]
+            te_vals.append((y[rows].sum() + 2.0 * y.mean()) / (len(rows) + 2.0))
+            counts.append(len(rows))
+        return [np.mean(te_vals), np.max(te_vals), np.log1p(sum(counts))] if tags else [np.nan] * 3
+
+    for i in range(60):
+        np.testing.assert_allclose(ftr[i], want(tags_tr[i], i), rtol=1e-5)
+    for i, s in enumerate(te["tags"]):
+        np.testing.assert_allclose(fte[i], want({t for t in s.split("|") if t}, None), rtol=1e-5)
+    assert np.isnan(ftr[[not s for s in tags_tr]]).all()  # no tag: no value, not a made-up one

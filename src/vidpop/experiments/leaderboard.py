@@ -26,11 +26,13 @@ from vidpop.data.splits import Split, random_split, temporal_split
 from vidpop.errors import VidpopError
 from vidpop.experiments import leaderboard_models as lm
 from vidpop.features.retrieval_features import RetrievalConfig, RetrievalFeaturizer
-from vidpop.features.tabular import TabularConfig, TabularFeaturizer
+from vidpop.features.tabular import TabularConfig, TabularFeaturizer, TagTargetEncoder
 from vidpop.models.poe_inputs import PoEInputs
 from vidpop.training import metrics
 
 DATASETS: tuple[str, ...] = ("smp_video_2025", "microlens")
+#: a content modality enters the models only when this share of the training rows has it
+MIN_MEDIA_COVERAGE = 0.2
 METRICS: tuple[str, ...] = ("MAPE", "MAE", "R2", "Spearman", "coverage95", "width95")
 
 
@@ -52,6 +54,8 @@ class LeaderboardTask:
     emb_mask: np.ndarray
     text_view: np.ndarray | None = None
     notes: list[str] = field(default_factory=list)
+    #: other content modalities the dataset has (cover/frames "visual", "acoustic"): (values, present mask)
+    media: dict[str, tuple[np.ndarray, np.ndarray]] = field(default_factory=dict)
 
     @property
     def times(self) -> np.ndarray | None:
@@ -96,7 +100,18 @@ def load_task(dataset: str, split: str | None = None, seed: int = 0, progress: b
         raise VidpopError(f"split must be 'time' or 'random', got '{kind}'")
     X = build_poe_inputs(ds.subset(ds.videos["video_id"].tolist()), progress=progress)
     notes = [f"{dataset}: {len(frame)} labelled rows, target {target}; split {kind} {sp.sizes()}"]
-    return LeaderboardTask(dataset, frame, y, target, sp, X.values["textual"], X.masks["textual"], X.text_view, notes)
+    media: dict[str, tuple[np.ndarray, np.ndarray]] = {}
+    for m in ("visual", "acoustic"):
+        if m not in X.values or not X.masks[m].any():
+            continue
+        mask = X.masks[m]
+        # a modality on a sliver of the rows (MicroLens: 13 covers in 19,738) teaches nothing: say so
+        used = mask[sp.train].mean() >= MIN_MEDIA_COVERAGE
+        media.update({m: (X.values[m], mask)} if used else {})
+        notes.append(f"{m} features on {int(mask.sum())} of {len(mask)} rows{'' if used else ': left out'}")
+    return LeaderboardTask(
+        dataset, frame, y, target, sp, X.values["textual"], X.masks["textual"], X.text_view, notes, media
+    )
 
 
 # ------------------------------------------------------------------------------------------ features
@@ -108,26 +123,63 @@ class Features:
     ret_names: list[str]
 
 
-def build_features(task: LeaderboardTask, k: int = 20, tabular: TabularConfig | None = None) -> Features:
-    """Tabular features and retrieval features, every transform fitted on the training part only."""
+def build_features(
+    task: LeaderboardTask, k: int = 20, tabular: TabularConfig | None = None, media_pca: int = 16
+) -> Features:
+    """Tabular features and retrieval features, every transform fitted on the training part only.
+
+    Retrieval runs over the title embedding and, where the dataset has covers or frames, over the
+    visual embedding too (``img_`` features); the visual embedding also enters the tabular block as
+    ``media_pca`` PCA components (NaN where a row has no image). The tags' smoothed training popularity
+    (label-derived, like the neighbours') joins the retrieval block."""
     tr = task.split.train
     tf = TabularFeaturizer(tabular).fit(task.frame.iloc[tr], task.emb[tr])
-    tab = tf.transform(task.frame, task.emb)
+    tab, tab_names = tf.transform(task.frame, task.emb), list(tf.names_)
     times = task.times
     authors = task.frame["author_id"].astype(str).to_numpy() if "author_id" in task.frame else None
     stat_cols = [j for j, n in enumerate(tf.names_) if n.startswith("log1p_author_")]
-    rf = RetrievalFeaturizer(RetrievalConfig(k=k, time_aware=times is not None))
     ids = task.frame["video_id"].astype(str).to_numpy()
-    rf.fit(
-        task.emb[tr],
-        task.y[tr],
-        ids[tr],
-        None if times is None else times[tr],
-        None if authors is None else authors[tr],
-        tab[tr][:, stat_cols] if stat_cols else None,
-    )
-    ret = rf.transform(task.emb, ids, times, authors)
-    return Features(tab, tf.names_, ret, rf.feature_names())
+
+    def retrieval(emb: np.ndarray, rows: np.ndarray, with_authors: bool) -> tuple[np.ndarray, list[str]]:
+        fit_rows = np.intersect1d(tr, rows)
+        rf = RetrievalFeaturizer(RetrievalConfig(k=k, time_aware=times is not None))
+        rf.fit(
+            emb[fit_rows],
+            task.y[fit_rows],
+            ids[fit_rows],
+            None if times is None else times[fit_rows],
+            None if authors is None or not with_authors else authors[fit_rows],
+            tab[fit_rows][:, stat_cols] if stat_cols and with_authors else None,
+        )
+        out = np.full((len(ids), len(rf.feature_names())), np.nan, np.float32)
+        out[rows] = rf.transform(
+            emb[rows], ids[rows], None if times is None else times[rows], None if authors is None else authors[rows]
+        )
+        return out, rf.feature_names()
+
+    ret, ret_names = retrieval(task.emb, np.arange(len(ids)), True)
+    if "tags" in task.frame and task.frame["tags"].fillna("").astype(str).str.strip().ne("").any():
+        # label-derived like the neighbours' popularity, so it sits in the retrieval block
+        te = TagTargetEncoder().fit(task.frame.iloc[tr], task.y[tr])
+        ret = np.concatenate([ret, te.transform(task.frame)], axis=1)
+        ret_names += list(te.names_)
+    if "visual" in task.media:
+        from sklearn.decomposition import PCA
+
+        vis, vmask = task.media["visual"]
+        rows = np.flatnonzero(vmask)
+        fit_rows = np.intersect1d(tr, rows)
+        if len(fit_rows) > max(media_pca, 2 * k):
+            img, img_names = retrieval(vis, rows, False)
+            keep = [j for j, n in enumerate(img_names) if n.startswith("nn_")]
+            ret = np.concatenate([ret, img[:, keep]], axis=1)
+            ret_names += [f"img_{img_names[j]}" for j in keep]
+            pca = PCA(media_pca, random_state=0).fit(vis[fit_rows])
+            z = np.full((len(ids), media_pca), np.nan, np.float32)
+            z[rows] = pca.transform(vis[rows])
+            tab = np.concatenate([tab, z], axis=1)
+            tab_names += [f"visual_pca{j}" for j in range(media_pca)]
+    return Features(tab, tab_names, ret, ret_names)
 
 
 # ------------------------------------------------------------------------------------------ runs
@@ -160,6 +212,7 @@ def fit_all(
     poe_epochs: int = 150,
     models: tuple[str, ...] = ("mean", "lightgbm", "mlp", "poe", "stacked"),
     progress: bool = True,
+    poe_gbdt_input: bool = True,
 ) -> list[tuple[lm.Run, bool]]:
     """Every model, without then with the retrieval features: (run, retrieval on?)."""
     sp, y = task.split, task.y
@@ -177,21 +230,34 @@ def fit_all(
         X = np.concatenate([feats.tab, feats.ret], axis=1) if retrieval else feats.tab
         bases: list[lm.Run] = []
         if "lightgbm" in models:
-            done([(lm.run_lightgbm(X, y, sp, 0, seed, quantiles=False)[0], retrieval)])
+            done([(lm.run_lightgbm(X, y, sp, 0, seed, quantiles=False, normalised=False)[0], retrieval)])
             tuned = lm.run_lightgbm(X, y, sp, trials, seed)
             done([(r, retrieval) for r in tuned])
             bases += tuned
         if "mlp" in models:
             done([(lm.run_mlp(X, y, sp, seed), retrieval)])
         if "poe" in models:
-            pX = PoEInputs({"textual": task.emb, "social": X}, {"textual": task.emb_mask}, task.text_view)
+            media = {m: v for m, (v, _) in task.media.items()}
+            masks = {"textual": task.emb_mask, **{m: mk for m, (_, mk) in task.media.items()}}
+            pX = PoEInputs({"textual": task.emb, "social": X, **media}, masks, task.text_view)
             poe = lm.run_poe(pX, y, sp, poe_trials, seed, poe_epochs)
             done([(r, retrieval) for r in poe])
             bases.append(poe[0])
+            gbdt = next((b for b in bases if b.oof_train is not None), None)
+            if poe_gbdt_input and gbdt is not None:
+                # the social expert also reads the GBDT's prediction: out-of-fold on the training rows,
+                # the full model's on validation and test (a cross-fitted stacking input, no label leak)
+                g = np.full(len(y), np.nan)
+                g[sp.train], g[sp.val], g[sp.test] = gbdt.oof_train, gbdt.pred_val, gbdt.pred_test
+                gX = PoEInputs({"textual": task.emb, "social": np.column_stack([X, g]), **media}, masks, task.text_view)
+                plus = lm.run_poe(gX, y, sp, 0, seed, poe_epochs)
+                for r in plus:
+                    r.model = r.model.replace("variational_poe", "variational_poe+gbdt")
+                done([(r, retrieval) for r in plus])
         if "stacked" in models and bases:
             j = feats.ret_names.index("nn_wmean")
             ev, et = (feats.ret[sp.val, j], feats.ret[sp.test, j]) if retrieval else (np.empty(0), np.empty(0))
-            point = [b for b in bases if "(CQR)" not in b.model]
+            point = [b for b in bases if "(CQR)" not in b.model and "(normalised)" not in b.model]
             scaled = [b for b in bases if b.scale_val is not None]
             done([(lm.run_stacked(y, sp, point, scaled, ev, et), retrieval)])
     return runs

@@ -17,13 +17,17 @@ Leak rules, enforced in :meth:`RetrievalFeaturizer.transform` (and proved by tes
 
 from __future__ import annotations
 
+import warnings
 from dataclasses import dataclass
 
 import numpy as np
+import pandas as pd
 
 from vidpop.errors import VidpopError
 
 QUANTILES: tuple[float, ...] = (0.1, 0.5, 0.9)
+#: quantiles of the neighbours' popularity under the similarity softmax (closer neighbours count more)
+WEIGHTED_QUANTILES: tuple[float, ...] = (0.25, 0.5, 0.75)
 
 
 @dataclass
@@ -74,42 +78,63 @@ class RetrievalFeaturizer:
         return self
 
     # ------------------------------------------------------------ search
-    def _allowed(self, cand: np.ndarray, qid: str, qtime: int | None) -> np.ndarray:
-        ok = (cand >= 0) & (self.ids_[np.maximum(cand, 0)] != qid)
-        if self.config.time_aware and qtime is not None:
-            ok &= self.times_[np.maximum(cand, 0)] < qtime
+    def _allowed(self, idx: np.ndarray, qids: np.ndarray, qtimes: np.ndarray | None) -> np.ndarray:
+        """(n, w) mask of the candidates ``idx`` (n, w; -1 = none) each query may use: not itself, earlier."""
+        safe = np.maximum(idx, 0)
+        ok = (idx >= 0) & (self.ids_[safe] != qids[:, None])
+        if qtimes is not None:
+            ok &= self.times_[safe] < qtimes[:, None]
         return ok
+
+    def _query_times(self, times: np.ndarray | None) -> np.ndarray | None:
+        if not self.config.time_aware:
+            return None
+        if times is None:
+            raise VidpopError("retrieval: time_aware needs the query videos' times")
+        return np.asarray(times, "datetime64[ns]").astype(np.int64)
+
+    def neighbour_matrix(
+        self, embedding: np.ndarray, ids: np.ndarray, times: np.ndarray | None = None
+    ) -> tuple[np.ndarray, np.ndarray]:
+        """(n, k) training row indices (-1 = none) and cosine similarities (NaN = none) of each query's
+        allowed neighbours, best first. One batched faiss search; the queries whose allowed candidates
+        fall short of k (early videos on a time split) are searched again, batched, with a doubled width."""
+        cfg = self.config
+        self._check()
+        qt = self._query_times(times)
+        q = _normalise(embedding)
+        qids = np.asarray(ids).astype(str)
+        n, n_index, k = len(q), self.index_.ntotal, cfg.k
+        out_idx = np.full((n, k), -1, np.int64)
+        out_sim = np.full((n, k), np.nan, np.float32)
+        todo = np.arange(n)
+        wide = min(n_index, max(k * cfg.oversample, k + 1))
+        while len(todo):
+            sims, idx = self.index_.search(q[todo], wide)
+            ok = self._allowed(idx, qids[todo], None if qt is None else qt[todo])
+            short = (ok.sum(axis=1) < k) & (wide < n_index)
+            done = ~short
+            # stable sort of "not allowed" keeps the allowed candidates first and in faiss order (best first)
+            order = np.argsort(~ok[done], axis=1, kind="stable")[:, :k]
+            take_ok = np.take_along_axis(ok[done], order, axis=1)
+            rows = todo[done]
+            out_idx[rows, : order.shape[1]] = np.where(take_ok, np.take_along_axis(idx[done], order, axis=1), -1)
+            out_sim[rows, : order.shape[1]] = np.where(take_ok, np.take_along_axis(sims[done], order, axis=1), np.nan)
+            todo, wide = todo[short], min(n_index, wide * 2)
+        return out_idx, out_sim
 
     def neighbours(
         self, embedding: np.ndarray, ids: np.ndarray, times: np.ndarray | None = None
     ) -> list[tuple[np.ndarray, np.ndarray]]:
         """Per query: (training row indices, cosine similarities) of its ≤ k allowed neighbours, best first."""
-        cfg = self.config
-        if cfg.time_aware and times is None:
-            raise VidpopError("retrieval: time_aware needs the query videos' times")
-        q = _normalise(embedding)
-        ids = np.asarray(ids).astype(str)
-        qt = None if times is None or not cfg.time_aware else np.asarray(times, "datetime64[ns]").astype(np.int64)
-        n_index = self.index_.ntotal
-        wide = min(n_index, max(cfg.k * cfg.oversample, cfg.k + 1))
-        sims, idx = self.index_.search(q, wide)
-        out: list[tuple[np.ndarray, np.ndarray]] = []
-        for i in range(len(q)):
-            t_i = None if qt is None else int(qt[i])
-            ok = self._allowed(idx[i], ids[i], t_i)
-            if ok.sum() < cfg.k and wide < n_index:  # rare: redo this query against the whole index
-                s_all, i_all = self.index_.search(q[i : i + 1], n_index)
-                sims_i, idx_i = s_all[0], i_all[0]
-                ok = self._allowed(idx_i, ids[i], t_i)
-            else:
-                sims_i, idx_i = sims[i], idx[i]
-            out.append((idx_i[ok][: cfg.k], sims_i[ok][: cfg.k]))
-        return out
+        idx, sim = self.neighbour_matrix(embedding, ids, times)
+        return [(i[i >= 0], s[i >= 0]) for i, s in zip(idx, sim, strict=True)]
 
     # ------------------------------------------------------------ features
     def feature_names(self) -> list[str]:
         names = ["nn_wmean", "nn_mean", "nn_std", *(f"nn_q{int(q * 100)}" for q in QUANTILES)]
         names += ["nn_top1_y", "nn_top1_sim", "nn_mean_sim", "nn_count"]
+        names += [f"nn_wq{int(q * 100)}" for q in WEIGHTED_QUANTILES]
         if self.author_stats_ is not None:
             names += [f"nn_author_stat{j}" for j in range(self.author_stats_.shape[1])]
         if self.authors_ is not None:
@@ -124,48 +149,108 @@ class RetrievalFeaturizer:
         authors: np.ndarray | None = None,
     ) -> np.ndarray:
         """Feature rows (n, len(feature_names())); NaN where a query has no allowed neighbour."""
-        self._check()
-        nbrs = self.neighbours(embedding, ids, times)
-        rows = np.full((len(nbrs), len(self.feature_names())), np.nan)
-        for i, (idx, sim) in enumerate(nbrs):
-            if not len(idx):
-                rows[i, 9] = 0.0
-                continue
-            y = self.y_[idx]
-            w = np.exp((sim - sim.max()) / self.config.temperature)
-            w /= w.sum()
-            vals = [float(w @ y), y.mean(), y.std(), *np.quantile(y, QUANTILES), y[0], sim[0], sim.mean(), len(idx)]
-            rows[i, :10] = vals
-            if self.author_stats_ is not None:
-                rows[i, 10 : 10 + self.author_stats_.shape[1]] = np.nanmean(self.author_stats_[idx], axis=0)
+        idx, sim = self.neighbour_matrix(embedding, ids, times)
+        has = idx >= 0
+        cnt = has.sum(axis=1)
+        y = np.where(has, self.y_[np.maximum(idx, 0)], np.nan)
+        s = sim.astype(np.float64)
+        with np.errstate(invalid="ignore", divide="ignore"):
+            # softmax over the similarities; the best neighbour is column 0, so s[:, :1] is the row max
+            w = np.where(has, np.exp((s - s[:, :1]) / self.config.temperature), 0.0)
+            w /= w.sum(axis=1, keepdims=True)
+            wmean = np.nansum(w * np.nan_to_num(y), axis=1)
+            mean = np.nansum(np.nan_to_num(y), axis=1) / cnt
+            std = np.sqrt(np.nansum(np.nan_to_num(y - mean[:, None]) ** 2, axis=1) / cnt)
+            cols = [wmean, mean, std, *_row_quantiles(y, cnt, QUANTILES).T]
+            cols += [y[:, 0], s[:, 0], np.nansum(np.nan_to_num(s), axis=1) / cnt, cnt.astype(np.float64)]
+            cols += list(_weighted_quantiles(y, w, WEIGHTED_QUANTILES).T)
+        rows = np.column_stack(cols)
+        rows[cnt == 0, :] = np.nan
+        rows[:, 9] = cnt
+        if self.author_stats_ is not None:
+            st = np.where(has[:, :, None], self.author_stats_[np.maximum(idx, 0)], np.nan)
+            with np.errstate(invalid="ignore"), warnings.catch_warnings():
+                warnings.simplefilter("ignore", RuntimeWarning)  # all-NaN rows stay NaN
+                rows = np.column_stack([rows, np.nanmean(st, axis=1)])
         if self.authors_ is not None:
-            rows[:, -2:] = self._author_prior(ids, times, authors)
+            rows = np.column_stack([rows, self._author_prior(ids, times, authors)])
         return rows.astype(np.float32)
 
     def _author_prior(self, ids: np.ndarray, times: np.ndarray | None, authors: np.ndarray | None) -> np.ndarray:
-        """Mean log-popularity and count of the same author's allowed training posts (not itself, earlier)."""
+        """Mean log-popularity and count of the same author's allowed training posts (not itself, earlier).
+
+        Vectorised: training rows sorted by (author, time) with running sums of y; a query's allowed rows
+        are a prefix of its author's block (strictly earlier), minus itself where it is in there."""
         out = np.full((len(ids), 2), np.nan)
         out[:, 1] = 0.0
         if authors is None:
             return out
-        ids, authors = np.asarray(ids).astype(str), np.asarray(authors).astype(str)
-        qt = (
-            None
-            if times is None or not self.config.time_aware
-            else np.asarray(times, "datetime64[ns]").astype(np.int64)
-        )
-        by_author: dict[str, np.ndarray] = {}
-        for j, a in enumerate(self.authors_):
-            by_author.setdefault(a, []).append(j)  # type: ignore[attr-defined]
-        for i, a in enumerate(authors):
-            rows = np.asarray(by_author.get(a, []), np.int64)
-            if not len(rows):
-                continue
-            ok = self._allowed(rows, ids[i], None if qt is None else int(qt[i]))
-            if ok.any():
-                out[i] = (self.y_[rows[ok]].mean(), ok.sum())
+        qids, qa = np.asarray(ids).astype(str), np.asarray(authors).astype(str)
+        qt = self._query_times(times)
+        ta = self.authors_
+        tt = np.zeros(len(ta), np.int64) if self.times_ is None else self.times_
+        # one int64 key per row, (author code, time rank), so each query's allowed rows are one range
+        names = np.unique(ta)
+        code_t = np.searchsorted(names, ta)
+        code_q = np.searchsorted(names, qa).clip(max=len(names) - 1)
+        known = names[code_q] == qa
+        ranks = np.unique(np.concatenate([tt, tt if qt is None else qt]))
+        width = len(ranks) + 1
+        key_t = code_t * width + np.searchsorted(ranks, tt)
+        order = np.argsort(key_t, kind="stable")
+        key_sorted, y_sorted = key_t[order], self.y_[order]
+        csum = np.concatenate([[0.0], np.cumsum(y_sorted)])
+        lo = np.searchsorted(key_sorted, code_q * width, "left")
+        if qt is None:  # every post of the author
+            end = np.searchsorted(key_sorted, (code_q + 1) * width, "left")
+        else:  # the author's posts strictly before the query
+            end = np.searchsorted(key_sorted, code_q * width + np.searchsorted(ranks, qt), "left")
+        end = np.where(known, end, lo)
+        count = (end - lo).astype(np.float64)
+        total = csum[end] - csum[lo]
+        # leave itself out: the query's own training rows (same id) inside its allowed prefix
+        pos = pd.DataFrame({"id": self.ids_, "pos": np.arange(len(ta))})
+        pairs = pd.DataFrame({"id": qids, "q": np.arange(len(qids))}).merge(pos, on="id")
+        if len(pairs):
+            q, p = pairs["q"].to_numpy(), pairs["pos"].to_numpy()
+            mine = ta[p] == qa[q]
+            if qt is not None:
+                mine &= tt[p] < qt[q]
+            np.add.at(count, q[mine], -1.0)
+            np.add.at(total, q[mine], -self.y_[p[mine]])
+        with np.errstate(invalid="ignore", divide="ignore"):
+            out[:, 0] = np.where(count > 0, total / count, np.nan)
+        out[:, 1] = count
         return out
 
     def _check(self) -> None:
         if not hasattr(self, "index_"):
             raise VidpopError("retrieval: call fit on the training part first")
+
+
+def _row_quantiles(y: np.ndarray, cnt: np.ndarray, qs: tuple[float, ...]) -> np.ndarray:
+    """Per-row quantiles of the first ``cnt`` non-NaN values (numpy's 'linear' method); NaN if none."""
+    v = np.sort(y, axis=1)  # NaN sorts last
+    out = np.full((len(y), len(qs)), np.nan)
+    ok = cnt > 0
+    for j, q in enumerate(qs):
+        pos = q * (cnt[ok] - 1)
+        lo = np.floor(pos).astype(np.int64)
+        hi = np.minimum(lo + 1, cnt[ok] - 1)
+        a = np.take_along_axis(v[ok], lo[:, None], 1)[:, 0]
+        b = np.take_along_axis(v[ok], hi[:, None], 1)[:, 0]
+        out[ok, j] = a + (pos - lo) * (b - a)
+    return out
+
+
+def _weighted_quantiles(y: np.ndarray, w: np.ndarray, qs: tuple[float, ...]) -> np.ndarray:
+    """Per-row quantiles of y under weights w (rows sum to 1; NaN y has weight 0): the smallest value
+    whose cumulative weight reaches q."""
+    order = np.argsort(np.where(np.isnan(y), np.inf, y), axis=1)
+    v = np.take_along_axis(y, order, 1)
+    cw = np.cumsum(np.take_along_axis(np.nan_to_num(w), order, 1), axis=1)
+    out = np.full((len(y), len(qs)), np.nan)
+    for j, q in enumerate(qs):
+        at = np.minimum((cw < q - 1e-12).sum(axis=1), y.shape[1] - 1)
+        out[:, j] = np.take_along_axis(v, at[:, None], 1)[:, 0]
+    return out

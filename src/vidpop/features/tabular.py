@@ -9,6 +9,7 @@ What goes in, where the dataset has it (a missing column is skipped, never fille
 
 * media: ``duration``, ``video_width``, ``video_height``, aspect ratio, ``music_duration`` and its ratio to
   the duration, original sound or not (``music_title`` == "original sound");
+* other numeric inputs where present (``EXTRA_NUMERIC``: tag count, description length, thumbnail stats);
 * time: hour and weekday of posting, log(1 + days before the training reference time);
 * categories (one-hot of the training part's most frequent values, the rest "other"): ``language``,
   ``location``, ``category``, ``video_ratio``;
@@ -28,7 +29,17 @@ import pandas as pd
 from vidpop.errors import VidpopError
 
 MEDIA_COLUMNS: tuple[str, ...] = ("duration", "video_width", "video_height", "music_duration")
-CATEGORY_COLUMNS: tuple[str, ...] = ("language", "location", "category", "video_ratio")
+CATEGORY_COLUMNS: tuple[str, ...] = ("language", "location", "category", "video_ratio", "search_keyword")
+#: other numeric inputs some sources carry (YouTube: tag count, description length, thumbnail statistics);
+#: never an outcome (views, likes, comments are targets, not inputs)
+EXTRA_NUMERIC: tuple[str, ...] = (
+    "tags_count",
+    "description_length",
+    "object_complexity",
+    "element_complexity",
+    "brightness",
+    "colorfulness",
+)
 
 
 @dataclass
@@ -36,6 +47,8 @@ class TabularConfig:
     #: components of the caption TF-IDF -> SVD (0 = no TF-IDF block)
     svd_dim: int = 32
     tfidf_max_features: int = 20000
+    #: "word" tokens, or "char_wb" 2-4-grams (titles without spaces: Japanese, Chinese)
+    tfidf_analyzer: str = "word"
     #: PCA components of the sentence embedding (0 = leave it out)
     embedding_pca: int = 32
     #: one-hot columns per categorical field (the most frequent training values)
@@ -67,6 +80,9 @@ class TabularFeaturizer:
             raise VidpopError("tabular features: fit needs at least one training row")
         cfg = self.config
         self.media_ = [c for c in MEDIA_COLUMNS if c in frame and frame[c].notna().any()]
+        self.extra_ = [
+            c for c in EXTRA_NUMERIC if c in frame and pd.to_numeric(frame[c], errors="coerce").notna().any()
+        ]
         self.author_ = [
             c
             for c in frame.columns
@@ -87,7 +103,10 @@ class TabularFeaturizer:
             from sklearn.feature_extraction.text import TfidfVectorizer
 
             docs = self._docs(frame)
-            self.tfidf_ = TfidfVectorizer(max_features=cfg.tfidf_max_features, sublinear_tf=True, min_df=2)
+            grams = {"ngram_range": (2, 4)} if cfg.tfidf_analyzer == "char_wb" else {}
+            self.tfidf_ = TfidfVectorizer(
+                max_features=cfg.tfidf_max_features, sublinear_tf=True, min_df=2, analyzer=cfg.tfidf_analyzer, **grams
+            )
             tf = self.tfidf_.fit_transform(docs)
             k = min(cfg.svd_dim, tf.shape[1] - 1, len(frame) - 1)
             self.svd_ = TruncatedSVD(k, random_state=cfg.seed).fit(tf) if k >= 1 else None
@@ -126,6 +145,8 @@ class TabularFeaturizer:
             names.append(name)
 
         for c in self.media_:
+            add(c, pd.to_numeric(frame[c], errors="coerce").to_numpy(np.float64))
+        for c in self.extra_:
             add(c, pd.to_numeric(frame[c], errors="coerce").to_numpy(np.float64))
         if {"video_width", "video_height"} <= set(self.media_):
             add("aspect", frame["video_width"].to_numpy(np.float64) / frame["video_height"].replace(0, np.nan))
@@ -169,3 +190,53 @@ class TabularFeaturizer:
         x = np.stack(cols, axis=1) if cols else np.zeros((len(frame), 0))
         x[~np.isfinite(x)] = np.nan  # LightGBM routes NaN itself; the neural models standardise NaN to 0
         return x.astype(np.float32), names
+
+
+class TagTargetEncoder:
+    """Smoothed mean training popularity of each hashtag/tag, aggregated per video (mean, max over its
+    tags, log1p of the tags' training counts). Label-derived, so fitted on the training part only; a
+    training video's own label is left out of its tags' means (as the retrieval features leave it out).
+
+    ``(sum_t + a·ȳ) / (count_t + a)`` with ``a = smoothing`` pulls rare tags to the training mean ȳ."""
+
+    names_: tuple[str, ...] = ("tag_te_mean", "tag_te_max", "tag_te_log1p_count")
+
+    def __init__(self, smoothing: float = 5.0, column: str = "tags") -> None:
+        self.smoothing, self.column = smoothing, column
+
+    def _pairs(self, frame: pd.DataFrame) -> pd.DataFrame:
+        tags = frame[self.column].fillna("").astype(str).str.split("|")
+        p = pd.DataFrame({"row": np.arange(len(frame)), "tag": tags}).explode("tag")
+        p["tag"] = p["tag"].astype(str).str.strip().str.lower()
+        return p[p["tag"].ne("") & p["tag"].ne("nan")].drop_duplicates()
+
+    def fit(self, frame: pd.DataFrame, y: np.ndarray) -> TagTargetEncoder:
+        y = np.asarray(y, np.float64)
+        self.mean_ = float(np.mean(y))
+        p = self._pairs(frame)
+        p["y"] = y[p["row"].to_numpy()]
+        self.stats_ = p.groupby("tag")["y"].agg(["sum", "count"])
+        self.ids_ = frame["video_id"].astype(str).to_numpy()
+        self.y_ = y
+        return self
+
+    def transform(self, frame: pd.DataFrame) -> np.ndarray:
+        out = np.full((len(frame), 3), np.nan)
+        if self.column not in frame:
+            return out.astype(np.float32)
+        p = self._pairs(frame).join(self.stats_, on="tag")
+        p[["sum", "count"]] = p[["sum", "count"]].fillna(0.0)
+        # leave itself out: a training video's own label is in its tags' sums
+        pos = pd.Series(np.arange(len(self.ids_)), index=self.ids_)
+        own = pos[~pos.index.duplicated()].reindex(frame["video_id"].astype(str).to_numpy()).to_numpy()
+        own_row = own[p["row"].to_numpy()]
+        mine = np.isfinite(own_row)
+        own_y = np.where(mine, self.y_[np.nan_to_num(own_row).astype(np.int64)], 0.0)
+        p["sum"] -= own_y
+        p["count"] -= mine & (p["count"].to_numpy() > 0)
+        a = self.smoothing
+        p["te"] = (p["sum"] + a * self.mean_) / (p["count"] + a)
+        g = p.groupby("row").agg(te_mean=("te", "mean"), te_max=("te", "max"), n=("count", "sum"))
+        rows = g.index.to_numpy()
+        out[rows, 0], out[rows, 1], out[rows, 2] = g["te_mean"], g["te_max"], np.log1p(g["n"].clip(lower=0))
+        return out.astype(np.float32)
