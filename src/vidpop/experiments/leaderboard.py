@@ -73,7 +73,7 @@ def smp_time_split(times: pd.Series, test_frac: float = 0.2, val_frac: float = 0
 
 def load_task(dataset: str, split: str | None = None, seed: int = 0, progress: bool = True) -> LeaderboardTask:
     """The labelled rows of ``dataset`` with target, split and title embeddings (cached features)."""
-    from vidpop.experiments.poe import load_dataset
+    from vidpop.data.adapters import load_dataset
     from vidpop.models.poe_inputs import build_poe_inputs
 
     ds = load_dataset(dataset)

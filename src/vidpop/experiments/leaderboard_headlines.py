@@ -73,7 +73,7 @@ class HeadlineTask:
 
 def load_headline_task(data: str = DATA, progress: bool = True) -> HeadlineTask:
     """The rows with views and a subscriber count, and the e5 embedding of their titles (cached)."""
-    from vidpop.experiments.poe import load_dataset
+    from vidpop.data.adapters import load_dataset
     from vidpop.features.extract import dataset_features
 
     ds = load_dataset(data)
