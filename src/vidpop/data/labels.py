@@ -29,6 +29,8 @@ PAPER_CUT_POINTS: tuple[float, ...] = (0.00025, 0.0015, 0.005, 0.02)
 #: (x − μ) / (max − min) on the raw counts (can be negative; not clipped)
 NORMALISATIONS = ("log_minmax", "mean_range")
 LABEL_RECIPES = ("quantile", "paper")
+#: names of the 5 ordinal popularity classes, lowest first (what an answer shows beside "class k of 5")
+CLASS_NAMES: tuple[str, ...] = ("very low", "low", "medium", "high", "very high")
 
 
 def log_targets(videos: pd.DataFrame, columns: list[str]) -> np.ndarray:

@@ -15,9 +15,9 @@ from typing import Any
 
 import numpy as np
 
+from vidpop.data.labels import CLASS_NAMES
 from vidpop.serve.context import RATIO_QUANTILES, TrainingContext
 
-CLASS_NAMES: tuple[str, ...] = ("very low", "low", "medium", "high", "very high")
 SIG_DIGITS = 3
 #: an input that changes the first target by more than this factor (either way) gets a line of its own
 MOVE_FACTOR = 2.0

@@ -13,9 +13,9 @@ from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
+from vidpop.data.labels import CLASS_NAMES
 from vidpop.errors import MissingModelError, VidpopError
 from vidpop.serve import answer
-from vidpop.serve.answer import CLASS_NAMES
 from vidpop.serve.inputs import NewVideo
 from vidpop.serve.popularity import (
     attention_p_popular,
