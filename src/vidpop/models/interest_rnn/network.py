@@ -22,6 +22,7 @@ from torch.nn.utils.rnn import pack_padded_sequence, pad_packed_sequence
 
 from vidpop.models.interest_rnn.semantic import SemanticEmbedding
 from vidpop.models.interest_rnn.topics import causal_decay_weights
+from vidpop.models.rec_baselines.torch_common import full_softmax_ce
 
 
 @dataclass
@@ -131,6 +132,11 @@ class InterestRNNNet(nn.Module):
     def logits(self, h: torch.Tensor, targets: torch.Tensor) -> torch.Tensor:
         """Next-video scores ``(N, n_items)`` of GRU states ``h (N, hidden)`` (``targets``: :meth:`item_targets`)."""
         return self.W_o(self.drop(h)) @ targets.T + self.item_bias
+
+    def next_item_loss(self, h: torch.Tensor, targets: torch.Tensor, nxt: torch.Tensor) -> torch.Tensor:
+        """Mean cross-entropy of the next videos ``nxt`` under the full softmax of :meth:`logits`,
+        exact but chunked (the (N, n_items) logit matrix is never built whole)."""
+        return full_softmax_ce(self.W_o(self.drop(h)), targets, nxt, self.item_bias)
 
     def l2(self) -> torch.Tensor:
         """``||theta||^2`` over every trainable parameter (the paper's lambda_4 term)."""
