@@ -7,6 +7,7 @@ on shapes, not on which videos they are. CPU seconds on one thread are quoted be
 shared machine measures the neighbours (and OpenMP threads spin while they wait).
 
     VIDPOP_DATA=/work/shared/data PYTHONPATH=src python -m benchmarks.bench_interest_rnn_batch
+    (VIDPOP_BENCH_THREADS=2 for the two-core figure; wall time then depends on the machine's load)
 """
 
 from __future__ import annotations
@@ -26,7 +27,8 @@ N_ITEMS, D_TEXT, N_TOPICS = 19_738, 384, 20
 
 
 def main(n_batches: int = 4) -> None:
-    torch.set_num_threads(1)
+    threads = int(os.environ.get("VIDPOP_BENCH_THREADS", "1"))
+    torch.set_num_threads(threads)
     pairs = Path(os.environ.get("VIDPOP_DATA", "data")) / "microlens" / "MicroLens-50k_pairs.tsv"
     lengths = np.array([len(line.split("\t")[1].split()) for line in pairs.read_text().splitlines()])
     train_len = np.clip(lengths - 2, 1, 50)  # leave-one-out: the last two items are held out
@@ -42,19 +44,22 @@ def main(n_batches: int = 4) -> None:
     obj.triplets = (torch.randint(0, users, (users,)), torch.randint(0, users, (users,)), everyone)
     opt = torch.optim.Adam(net.parameters(), cfg.train.lr)
     order, bs = torch.randperm(users), cfg.train.batch_size
-    seconds = []
+    seconds, walls = [], []
     for i in range(n_batches):
-        clock = time.process_time()
+        clock, wall = time.process_time(), time.perf_counter()
         opt.zero_grad()
         loss, _ = obj(net, {"user": order[i * bs : (i + 1) * bs]})
         loss.backward()
         opt.step()
         seconds.append(time.process_time() - clock)
+        walls.append(time.perf_counter() - wall)
     per_batch = float(np.mean(seconds[1:]))  # the first batch pays one-off allocations
     per_epoch = int(np.ceil(users * (1 - cfg.val_fraction) / bs))
     print(f"{users} users, mean training length {train_len.mean():.2f}, {per_epoch} batches of {bs} per epoch")
     shown = [round(s, 2) for s in seconds]
-    print(f"CPU s per batch (1 thread): {shown} -> one epoch ~{per_batch * per_epoch:.0f} CPU s")
+    print(f"CPU s per batch ({threads} thread(s)): {shown} -> one epoch ~{per_batch * per_epoch:.0f} CPU s")
+    wall_batch = float(np.mean(walls[1:]))
+    print(f"wall s per batch: {[round(w, 2) for w in walls]} -> one epoch ~{wall_batch * per_epoch:.0f} s wall")
 
 
 if __name__ == "__main__":

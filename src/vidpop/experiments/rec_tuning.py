@@ -48,6 +48,7 @@ SEARCH_SPACES: dict[str, dict[str, list[Any]]] = {
         "train.weight_decay": [0.0, 1e-6, 1e-5],
     },
     "rec_sasrec": {
+        "n_negatives": [1024, 0],  # sampled softmax, or 0 = the full one
         "dropout": [0.2, 0.3, 0.5],
         "train.lr": [5e-4, 1e-3, 2e-3],
         "dim": [64],

@@ -64,6 +64,7 @@ class InterestRNNConfig(ModelConfig):
     lambda_rel: float = 0.2
     lambda_cold: float = 0.5  # weight of the text-only (cold-start) step; 0 = untrained cold path
     cold_fraction: float = 0.25  # users of a batch that also train the cold-start step
+    rel_fraction: float = 0.25  # users of a batch whose relevance triplet is formed (partners cost GRU passes)
     lambda_l2: float = 1e-4
     margin_sem: float = 0.3  # tau_1
     margin_rel: float = 0.5  # tau_2

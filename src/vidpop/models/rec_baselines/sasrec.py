@@ -1,9 +1,15 @@
 """SASRec (Kang & McAuley 2018) in plain PyTorch: the modern reference for next-item prediction.
 
 A causal Transformer over the last ``max_len`` items; the hidden state at each position scores the
-next item by a dot product with the (shared) item embeddings. Training uses the **full cross-entropy
-over the whole catalogue** at every position (the loss that makes SASRec a fair modern reference;
-Petrov & Macdonald 2022, Klenitskiy & Vasilev 2023), not the original one-negative binary loss.
+next item by a dot product with the (shared) item embeddings. Training uses a softmax
+cross-entropy at every position (the loss that makes SASRec a fair modern reference; Petrov &
+Macdonald 2022, Klenitskiy & Vasilev 2023), not the original one-negative binary loss: either the
+**full** one over the whole catalogue (``n_negatives=0``, exact and chunked, see
+:func:`~vidpop.models.rec_baselines.torch_common.full_softmax_ce`) or, by default, a **sampled** one
+against 1,024 uniform negatives shared by the batch (~4x fewer CPU seconds per epoch on MicroLens).
+On MicroLens leave-one-out validation (5,000 users) the full loss is ahead per epoch (HR@10 after
+epochs 1-3: .006/.025/.045 full, .005/.012/.026 sampled) but the sampled one passes it per CPU
+second and reaches .078 by epoch 7 (21 CPU s per epoch against ~90).
 
 Speed on a CPU: most users are short (MicroLens median 6 items), so instead of padding every user to
 ``max_len`` the training sequences are *packed*: several users share one row of ``max_len`` slots,
@@ -23,7 +29,12 @@ import torch.nn.functional as F
 from torch import nn
 
 from vidpop.models.config import ModelConfig
-from vidpop.models.rec_baselines.torch_common import SequentialTorchRecommender, query_windows, rec_train_config
+from vidpop.models.rec_baselines.torch_common import (
+    SequentialTorchRecommender,
+    full_softmax_ce,
+    query_windows,
+    rec_train_config,
+)
 from vidpop.models.recommender import RecData, UserQuery
 from vidpop.models.registry import register_model
 from vidpop.training.loop import TrainConfig
@@ -68,12 +79,15 @@ def pack_sequences(sequences: list[np.ndarray], width: int) -> dict[str, np.ndar
 
 
 class SASRecNet(nn.Module):
-    def __init__(self, n_items: int, dim: int, max_len: int, layers: int, heads: int, dropout: float) -> None:
+    def __init__(
+        self, n_items: int, dim: int, max_len: int, layers: int, heads: int, dropout: float, n_negatives: int = 0
+    ) -> None:
         super().__init__()
-        self.n_items, self.heads = n_items, heads
+        self.n_items, self.heads, self.n_negatives = n_items, heads, n_negatives
         self.items = nn.Embedding(n_items + 1, dim, padding_idx=0)
         self.pos = nn.Embedding(max_len, dim)
         nn.init.normal_(self.items.weight, std=0.05)
+        nn.init.normal_(self.pos.weight, std=0.05 * dim**0.5)  # as large as a scaled item embedding
         layer = nn.TransformerEncoderLayer(dim, heads, dim, dropout, batch_first=True, norm_first=True)
         self.encoder = nn.TransformerEncoder(layer, layers, enable_nested_tensor=False)
         self.norm = nn.LayerNorm(dim)
@@ -103,12 +117,36 @@ def full_ce_loss(module: nn.Module, batch: dict[str, torch.Tensor]) -> tuple[tor
     """Cross-entropy of the next item against the whole catalogue, at every real target slot."""
     h = module.encode(batch["seq"], batch["seg"], batch["pos"])
     keep = batch["target"] > 0
-    logits = h[keep] @ module.items.weight[1:].T  # (n_targets, n_items)
-    return F.cross_entropy(logits, batch["target"][keep] - 1), {}
+    return full_softmax_ce(h[keep], module.items.weight[1:], batch["target"][keep] - 1), {}
+
+
+def sampled_ce_loss(
+    module: nn.Module, batch: dict[str, torch.Tensor], n_negatives: int, neg: torch.Tensor | None = None
+) -> tuple[torch.Tensor, dict[str, float]]:
+    """Cross-entropy of the next item against ``n_negatives`` items drawn uniformly per batch and
+    shared by every target slot (Klenitskiy & Vasilev 2023). Uniform draws need no logQ correction
+    (it is the same constant for every candidate); a draw equal to a slot's own target is masked."""
+    h = module.encode(batch["seq"], batch["seg"], batch["pos"])
+    keep = batch["target"] > 0
+    h, target = h[keep], batch["target"][keep]
+    if neg is None:  # shifted item ids (1..n_items), like the targets
+        neg = torch.randint(1, module.n_items + 1, (n_negatives,))
+    pos_logit = (h * module.items(target)).sum(-1, keepdim=True)
+    neg_logits = (h @ module.items(neg).T).masked_fill(target[:, None] == neg[None], float("-inf"))
+    logits = torch.cat([pos_logit, neg_logits], 1)
+    return F.cross_entropy(logits, torch.zeros(len(target), dtype=torch.long)), {}
+
+
+def sasrec_loss(module: nn.Module, batch: dict[str, torch.Tensor]) -> tuple[torch.Tensor, dict[str, float]]:
+    """The module's configured loss: full cross-entropy, or sampled when ``n_negatives`` > 0."""
+    if module.n_negatives > 0 and module.n_negatives < module.n_items:
+        return sampled_ce_loss(module, batch, module.n_negatives)
+    return full_ce_loss(module, batch)
 
 
 def _sasrec_train() -> TrainConfig:
-    return rec_train_config(epochs=40, batch_size=32, lr=1e-3, patience=3)  # 32 packed rows ~ 230 users
+    # 16 packed rows of 50 slots (~115 users, ~800 targets) per step: ~260 Adam steps per epoch
+    return rec_train_config(epochs=30, batch_size=16, lr=1e-3, patience=3)
 
 
 @dataclass
@@ -118,22 +156,24 @@ class SASRecConfig(ModelConfig):
     layers: int = 2
     heads: int = 2
     dropout: float = 0.3
+    #: 0 = full cross-entropy over the catalogue; N > 0 = sampled, N uniform negatives per batch
+    n_negatives: int = 1024
     val_users: int | None = 10000  # validation users drawn for early stopping (None = all)
     train: TrainConfig = field(default_factory=_sasrec_train)
 
 
 @register_model("rec_sasrec")
 class SASRecRecommender(SequentialTorchRecommender):
-    """Self-attentive sequential recommender (causal Transformer, full cross-entropy)."""
+    """Self-attentive sequential recommender (causal Transformer; full or sampled cross-entropy)."""
 
-    description = "SASRec: self-attentive sequential recommendation, full softmax (modern reference)"
+    description = "SASRec: self-attentive sequential recommendation, full or sampled softmax (modern reference)"
     Config = SASRecConfig
     capabilities = frozenset({"recommend"})
-    loss = staticmethod(full_ce_loss)
+    loss = staticmethod(sasrec_loss)
 
     def _build_module(self) -> nn.Module:
         c = self.config
-        return SASRecNet(self.n_items_, c.dim, c.max_len, c.layers, c.heads, c.dropout)
+        return SASRecNet(self.n_items_, c.dim, c.max_len, c.layers, c.heads, c.dropout, c.n_negatives)
 
     def _training_arrays(self, data: RecData) -> dict[str, np.ndarray]:
         return pack_sequences(data.sequences, self.config.max_len)
