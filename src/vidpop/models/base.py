@@ -30,7 +30,7 @@ from torch import nn
 import vidpop
 from vidpop.errors import VidpopError
 from vidpop.models.config import ModelConfig, merge_config, persisted_config_dict
-from vidpop.models.folder import FOLDER_FORMAT, check_folder, staged_folder
+from vidpop.models.folder import FOLDER_FORMAT, check_folder, read_folder_json, staged_folder
 from vidpop.training import metrics
 
 if TYPE_CHECKING:
@@ -198,11 +198,8 @@ class VidpopModel(ABC):
         cfg_path = src / "config.json"
         if not cfg_path.exists():
             raise VidpopError(f"{src} is not a saved vidpop model (no config.json)")
-        try:
-            meta = json.loads(cfg_path.read_text())
-            name, values = meta["model"], meta["config"]
-        except (ValueError, KeyError, TypeError, UnicodeDecodeError) as exc:
-            raise VidpopError(f"model folder {src} is damaged: config.json is unreadable ({exc}) — retrain it") from exc
+        meta = read_folder_json(src, "config.json", ["model", "config"])
+        name, values = meta["model"], meta["config"]
         model_cls = get_model_class(name)
         # folders of this format always carry the marker; older ones load when every needed file exists
         check_folder(src, model_cls.required_files, needs_marker=meta.get("format", 1) >= FOLDER_FORMAT)

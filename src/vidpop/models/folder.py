@@ -16,6 +16,7 @@ import uuid
 from collections.abc import Iterable, Iterator
 from contextlib import contextmanager
 from pathlib import Path
+from typing import Any
 
 from vidpop.errors import VidpopError
 
@@ -86,16 +87,26 @@ def staged_folder(out: str | Path) -> Iterator[Path]:
         raise
 
 
+def read_folder_json(path: Path, name: str, keys: Iterable[str] = ()) -> Any:
+    """The JSON file ``name`` of the model folder ``path``, with ``keys`` required at its top; a file that is
+    not JSON or lacks a key is refused with one line naming it (the folder is damaged: retrain it)."""
+    try:
+        data = json.loads((path / name).read_text())
+        missing = [k for k in keys if k not in data]
+        if missing:
+            raise KeyError(", ".join(missing))
+    except (ValueError, KeyError, TypeError, UnicodeDecodeError) as exc:
+        raise VidpopError(f"model folder {path} is damaged: {name} is unreadable ({exc}) — retrain it") from exc
+    return data
+
+
 def check_folder(path: Path, required: Iterable[str], needs_marker: bool) -> None:
     """Refuse (one line) a folder whose marker lists a missing or truncated file, or that lacks
     ``required`` files. ``needs_marker``: the folder was written by a version that always writes it."""
     marker = path / MARKER
     missing: list[str] = []
     if marker.exists():
-        try:
-            sizes = json.loads(marker.read_text())["files"]
-        except (ValueError, KeyError, TypeError, UnicodeDecodeError) as exc:
-            raise VidpopError(f"model folder {path} is damaged: {MARKER} is unreadable ({exc}) — retrain it") from exc
+        sizes = read_folder_json(path, MARKER, ["files"])["files"]
         for name, size in sizes.items():
             f = path / name
             if not f.is_file():

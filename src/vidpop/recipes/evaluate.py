@@ -3,12 +3,12 @@ with the standard metric set of its task (:mod:`vidpop.training.evaluation`)."""
 
 from __future__ import annotations
 
-import json
 from pathlib import Path
 from typing import Any
 
 from vidpop.errors import VidpopError
 from vidpop.models.base import load_model
+from vidpop.models.folder import read_folder_json
 from vidpop.recipes.registry import evaluator_for
 
 
@@ -19,10 +19,7 @@ def evaluate_model_dir(model_dir: str | Path, data: str | None = None) -> dict[s
     recipe_path = path / "recipe.json"
     if not recipe_path.exists():
         raise VidpopError(f"{path} has no recipe.json: evaluate models written by `vidpop train`")
-    try:
-        recipe = json.loads(recipe_path.read_text())
-    except (ValueError, UnicodeDecodeError) as exc:
-        raise VidpopError(f"model folder {path} is damaged: recipe.json is unreadable ({exc}) — retrain it") from exc
+    recipe = read_folder_json(path, "recipe.json")
     if data:
         recipe["data"] = data
     model = load_model(path)
