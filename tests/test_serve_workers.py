@@ -92,3 +92,21 @@ def test_worker_factory_needs_the_parents_environment(monkeypatch: pytest.Monkey
     monkeypatch.delenv("VIDPOP_SERVE_MODELS", raising=False)
     with pytest.raises(VidpopError, match="--workers"):
         app_from_environment()
+
+
+def test_every_setting_reaches_the_workers(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """The parent passed a hand-made list of settings to the workers, and ``warm`` was missing from it."""
+    import uvicorn
+
+    from vidpop.serve import app as app_module
+
+    calls: list[dict[str, object]] = []
+    monkeypatch.setattr(uvicorn, "run", lambda *a, **kw: calls.append(kw))
+    monkeypatch.setenv(app_module._ENV_SETTINGS, "{}")
+    settings = app_module.ServeSettings(warm=False, k=7, max_history=12, work_dir=tmp_path / "work")
+    app_module.serve(tmp_path, settings=settings, workers=2)
+    sent = json.loads(os.environ[app_module._ENV_SETTINGS])
+    assert calls and calls[0]["workers"] == 2 and calls[0]["factory"] is True
+    assert sent["warm"] is False and sent["k"] == 7 and sent["max_history"] == 12
+    assert sent["work_dir"] == str(tmp_path / "work")
+    assert app_module.ServeSettings(**{**sent, "work_dir": Path(sent["work_dir"])}).warm is False

@@ -21,7 +21,7 @@ import tempfile
 import time
 from collections.abc import AsyncIterator, Callable
 from contextlib import asynccontextmanager
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, fields
 from pathlib import Path
 from typing import Annotated, Any, TypeVar
 
@@ -404,8 +404,8 @@ def serve(
     if workers == 1:
         uvicorn.run(create_app(models_dir, settings), host=host, port=port, log_level=log_level, access_log=access_log)
         return
-    shared = {k: getattr(settings, k) for k in ("token", "max_upload_mb", "k", "keep_artifacts", "max_json_kb",
-                                                  "max_history", "max_title_chars")}  # fmt: skip
+    # every constructor field, so a setting added later reaches the workers too (``warm`` once did not)
+    shared = {f.name: getattr(settings, f.name) for f in fields(settings) if f.init}
     shared["work_dir"] = str(settings.work_dir)
     os.environ[_ENV_MODELS] = str(Path(models_dir).resolve())
     os.environ[_ENV_SETTINGS] = json.dumps(shared)
