@@ -97,7 +97,11 @@ def _flatten(config: dict[str, Any], prefix: str = "") -> list[str]:
 
 
 def train(
-    model: str = typer.Argument(..., help="A registered model (vidpop models list), e.g. variational_poe."),
+    model: str = typer.Argument(
+        ...,
+        help="A registered model (vidpop models list), e.g. variational_poe; or `best`: the best popularity "
+        "model on validation (the leaderboard's LightGBM candidates, retrieval off/on, default/tuned).",
+    ),
     data: str = typer.Option("microlens", "--data", help="Dataset: adapter name or `vidpop data import` folder."),
     out: Path = typer.Option(..., "--out", "-o", help="Model folder to write."),
     config: Path | None = typer.Option(None, "--config", help="JSON or TOML of hyper-parameters."),
@@ -112,9 +116,20 @@ def train(
     resume: Path | None = typer.Option(
         None, "--resume", help="Continue an interrupted run from its checkpoint folder (OUT.ckpt, saved each epoch)."
     ),
+    trials: int = typer.Option(20, "--trials", min=0, help="`vidpop train best`: Optuna trials per tuned LightGBM."),
 ) -> None:
     """Train a model on a dataset's training split and write a model folder (reload it with evaluate)."""
     from vidpop.recipes import launch
+
+    if model == "best":
+        from vidpop.experiments.winner import format_selection, train_best
+
+        if config is not None or set_ or limit is not None or epochs is not None or nproc != 1 or resume is not None:
+            raise VidpopError("vidpop train best takes --data, --out, --split, --seed and --trials only")
+        sel = train_best(data, out, split, trials, seed or 0)
+        typer.echo(format_selection(sel))
+        typer.echo(f"-> {out}; next: vidpop evaluate {out}")
+        return
 
     ckpt, ckpt_overrides = _checkpointing(model, out, resume)
     overrides = _flatten(_read_config(config)) + _train_overrides(model, limit, seed, epochs, split) + list(set_)
@@ -175,6 +190,16 @@ def _print_prediction(res: dict[str, Any]) -> None:
     """The answer as a reader wants it: the verdict first, then the numbers, their context and limits."""
     if res.get("verdict"):
         typer.echo(f"verdict: {res['verdict']}")
+    by = res.get("served_by")
+    if by:
+        best = by.get("best_on_validation")
+        why = (
+            f"; best on validation: {best['candidate']}, retrieval {'on' if best.get('retrieval') else 'off'}, "
+            f"val MAE {best['val']['MAE']:.3f}"
+            if best
+            else ""
+        )
+        typer.echo(f"model: {by['model']} ({by['kind']}{why})")
     for t in res["targets"]:
         fmt = _fmt_count if t["scale"] == "count" else (lambda x: f"{x:.3f}")
         typer.echo(
