@@ -124,9 +124,9 @@ def train(
     if model == "best":
         from vidpop.experiments.winner import format_selection, train_best
 
-        if config is not None or set_ or limit is not None or epochs is not None or nproc != 1 or resume is not None:
-            raise VidpopError("vidpop train best takes --data, --out, --split, --seed and --trials only")
-        sel = train_best(data, out, split, trials, seed or 0)
+        if config is not None or set_ or epochs is not None or nproc != 1 or resume is not None:
+            raise VidpopError("vidpop train best takes --data, --out, --split, --seed, --limit and --trials only")
+        sel = train_best(data, out, split, trials, seed or 0, limit=limit)
         typer.echo(format_selection(sel))
         typer.echo(f"-> {out}; next: vidpop evaluate {out}")
         return

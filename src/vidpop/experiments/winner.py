@@ -104,13 +104,19 @@ def candidates(task: PopularityTask, X: Any, trials: int, seed: int = 0, progres
 
 
 def train_best(
-    data: str, out: str | Path, split: str | None = None, trials: int = 20, seed: int = 0, progress: bool = True
+    data: str,
+    out: str | Path,
+    split: str | None = None,
+    trials: int = 20,
+    seed: int = 0,
+    progress: bool = True,
+    limit: int | None = None,
 ) -> dict[str, Any]:
     """Train every candidate, keep the best on validation (MAE), calibrate it, save it to ``out``."""
     from vidpop.models.gbdt_retrieval import video_table
 
     t0, c0 = time.perf_counter(), time.process_time()
-    task = load_popularity(data, {"split": split, "seed": seed})
+    task = load_popularity(data, {"split": split, "seed": seed, "limit": limit})
     X = video_table(task.ds, progress=progress)
     cands = candidates(task, X, trials, seed, progress)
     fitted = [c for c in cands if c.model is not None]
@@ -143,7 +149,7 @@ def train_best(
         "seconds": round(time.perf_counter() - t0, 1),
         "cpu_seconds": round(time.process_time() - c0, 1),
     }
-    recipe = {"model": MODEL, **recipe_record(data, task, seed), "best_on_validation": winner}
+    recipe = {"model": MODEL, **recipe_record(data, task, seed, limit), "best_on_validation": winner}
     extra = {"recipe.json": recipe, "selection.json": selection}
     if best.tuning is not None:
         extra["tuning.json"] = asdict(best.tuning)
