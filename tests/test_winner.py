@@ -172,7 +172,7 @@ def test_views_from_the_winner_likes_and_comments_from_the_poe_each_named(real_b
         assert lo - 1e-9 <= d <= hi + 1e-9
     # the what-if needs paired samples: the PoE's, and it says so by name
     wi = bundle.predict(NewVideo(title="how to cook rice"), real_bundle.parent / "w", compare_title="a dog")
-    assert wi["what_if"]["model"] == "poe"
+    assert wi["what_if"]["model"] == "poe" and "needs paired predictive samples" in wi["what_if"]["note"]
     code, text = run_cli("predict", real_bundle, "--title", "my cat learns to skateboard", stderr_on_success=False)
     assert code == 0, text
     lines = text.splitlines()

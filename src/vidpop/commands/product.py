@@ -224,6 +224,8 @@ def _print_prediction(res: dict[str, Any]) -> None:
     wi = res.get("what_if")
     if wi:
         typer.echo(f"what-if: {wi['summary']}")
+        if wi.get("note"):
+            typer.echo(f"  ({wi['note']})")
         for p in wi["predictions"]:
             typer.echo(f"  “{p['title']}”: {p['name']} {_fmt_count(p['value'])} [{_fmt_count(p['lower'])}, "
                        f"{_fmt_count(p['upper'])}]")  # fmt: skip

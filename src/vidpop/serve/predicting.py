@@ -32,6 +32,8 @@ if TYPE_CHECKING:
     from vidpop.serve.predictors import LoadedModel
 
 ALL_EXPERTS = ("visual", "acoustic", "textual", "social")
+#: what a conformal model's P(popular) counts (its ``sample``: the prediction plus each validation residual)
+CONFORMAL_DRAWS = "the conformal predictive draws (the prediction plus each signed validation residual)"
 
 
 def _limits(lm: LoadedModel) -> list[str]:
@@ -89,13 +91,16 @@ def _counts(lm: LoadedModel, video: NewVideo, work: Path, level: float, out: dic
         out["notes"].append(f"{lm.name}: {ratio_note}")
     scale = lm.recipe.get("target_scale", "model scale")
     out["targets"] += answer.target_entries(names, mean, lower, upper, level, lm.name, scale)
+    if any(answer.is_count(n) for n in names):
+        out["notes"].append(f"counts are rounded to whole numbers with at most {answer.SIG_DIGITS} significant digits")
     out["headline"] = {"model": lm.name, "kind": lm.kind, "target": names[0], "mean": float(mean[0]),
                        "lower": float(lower[0]), "upper": float(upper[0]), "context": ctx}  # fmt: skip
     line, ctx_notes = answer.context_line(ctx, names[0], float(mean[0]), video.author_followers, lm.name)
     out["context"] = line
     out["notes"] += ctx_notes
+    draws = "the predictive samples" if joint_samples(model) else CONFORMAL_DRAWS
     cls, pp = answer.verdict(lm.name, lm.recipe.get("class_edges") or [], ctx, float(mean[0]), r["samples"][:, 0],
-                             names[0])  # fmt: skip
+                             names[0], draws)  # fmt: skip
     out["popularity_class"], out["p_popular"] = cls, pp
     if trained:
         out["experts"] = {"model": lm.name, **model.expert_report(X)[0]["precision_share"]}
