@@ -1,7 +1,10 @@
 """One prediction for a new video from every popularity model of a bundle, reconciled into one answer.
 
-The count model (variational PoE) gives the counts, the class and P(popular) together, so the headline never
-mixes models; the attention and fusion models are second opinions, named, with their own definitions.
+The headline count model — the one ``vidpop train best`` chose on validation when the bundle has it, else the
+first count model (variational PoE) — gives the first count, the class and P(popular) together, so the headline
+never mixes models; another count model adds only the targets the headline one lacks (the PoE's likes and
+comments beside the winner's views), each entry named. The attention and fusion models are second opinions,
+named, with their own definitions.
 Every call is read-only on the loaded models (per-call settings go to a shallow copy's config).
 """
 
