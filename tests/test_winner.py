@@ -17,6 +17,7 @@ import pytest
 from cli_runner import run_cli
 from serve_fixtures import models_dir  # noqa: F401  (session fixture: the shared small bundle)
 from vidpop.data.schema import VideoDataset
+from vidpop.errors import VidpopError
 from vidpop.experiments.winner import format_selection, train_best
 from vidpop.models.base import load_model
 from vidpop.models.gbdt_retrieval import GBDTRetrievalRegressor, VideoTable
@@ -86,10 +87,17 @@ def test_saved_pipeline_reloads_and_predicts_a_new_video_with_an_interval(winner
     cat = r["mean"][0, 0]
     foot = model.predict(model.prepare_inputs(NewVideo(title="football live video").dataset()))[0]
     assert cat > foot + 1.0  # the cat topic is ~4 log-units above football in the synthetic data
-    # the optional fields a user may give (tags, duration) enter the features, absent ones are missing values
-    more = dict(NewVideo(title="cat funny video").dataset().videos.iloc[0])
-    full = VideoDataset("new", pd.DataFrame([{**more, "tags": "cat|clip", "duration": 20.0}]))
-    assert np.isfinite(model.predict(model.prepare_inputs(full))).all()
+
+    # the optional facts a user may give (hashtags, duration, posting time) enter the features
+    def pred(**kw: object) -> float:
+        return float(model.predict(model.prepare_inputs(NewVideo(title="funny video", **kw).check().dataset()))[0])
+
+    assert pred(tags="#cat #clip", duration=20.0) > pred(tags="#football #clip", duration=20.0)
+    assert np.isfinite(pred(posted_at="2026-01-05T10:00", duration=12.5))
+    with pytest.raises(VidpopError, match="ISO date"):
+        NewVideo(title="x", posted_at="next tuesday-ish").check()
+    with pytest.raises(VidpopError, match="non-negative number of seconds"):
+        NewVideo(title="x", duration=-3).check()
 
 
 def test_a_new_video_never_retrieves_itself_and_training_rows_leave_themselves_out(synthetic_dir: Path) -> None:

@@ -176,10 +176,10 @@ def _bundle(model_dir: Path) -> Any:
         return ModelBundle(model_dir)
 
 
-def _new_video(video: Path | None, cover: Path | None, title: str, followers: float | None) -> Any:
+def _new_video(video: Path | None, cover: Path | None, title: str, followers: float | None, **more: Any) -> Any:
     from vidpop.serve.inputs import NewVideo
 
-    return NewVideo(video=video, cover=cover, title=title, author_followers=followers).check()
+    return NewVideo(video=video, cover=cover, title=title, author_followers=followers, **more).check()
 
 
 def _fmt_count(x: float) -> str:
@@ -242,13 +242,17 @@ def predict(
     cover: Path | None = typer.Option(None, "--cover", help="Its cover image."),
     title: list[str] = typer.Option([], "--title", help="The title; give it twice to compare two titles."),
     author_followers: float | None = typer.Option(None, "--author-followers"),
+    tags: str = typer.Option("", "--tags", help="Hashtags, e.g. '#cat #funny' (models trained with tags read them)."),
+    duration: float | None = typer.Option(None, "--duration", help="The clip's duration in seconds."),
+    posted_at: str | None = typer.Option(None, "--posted-at", help="Planned posting time, ISO 8601."),
     as_json: bool = typer.Option(False, "--json", help="Print the prediction as JSON."),
 ) -> None:
     """Predicted views / likes / ... with 95% intervals, the popularity class and P(popular) for a new video;
     with two --title options, what the second title changes (ratio with its interval, the words that differ)."""
     if len(title) > 2:
         raise VidpopError("give --title once, or twice to compare two titles")
-    new = _new_video(video, cover, title[0] if title else "", author_followers)
+    more = {"tags": tags, "duration": duration, "posted_at": posted_at}
+    new = _new_video(video, cover, title[0] if title else "", author_followers, **more)
     compare = title[1] if len(title) == 2 else None
     if compare is not None and not compare.strip():
         raise VidpopError("the second --title is empty")
