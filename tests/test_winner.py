@@ -187,3 +187,21 @@ def test_views_from_the_winner_likes_and_comments_from_the_poe_each_named(real_b
     assert lines[0].endswith("(both from popularity)") and lines[1].startswith("model: popularity (gbdt_retrieval")
     assert any(ln.strip().startswith("views:") and ln.endswith("(popularity)") for ln in lines)
     assert any(ln.strip().startswith("likes:") and ln.endswith("(poe)") for ln in lines)
+
+
+def test_the_rest_answer_names_the_model_of_each_number(real_bundle: Path, tmp_path: Path) -> None:
+    from fastapi.testclient import TestClient
+
+    from vidpop.serve.app import ServeSettings, create_app
+
+    app = create_app(real_bundle, ServeSettings(work_dir=tmp_path))
+    with TestClient(app, raise_server_exceptions=False) as client:
+        form = {"title": "my cat learns to skateboard", "tags": "#cat #pets", "duration": "30"}
+        r = client.post("/predict", data=form)
+        assert r.status_code == 200, r.text
+        out = r.json()
+        assert out["served_by"]["model"] == "popularity" and out["served_by"]["best_on_validation"]["candidate"]
+        assert [t["model"] for t in out["targets"]] == ["popularity", "poe", "poe"]
+        assert out["inputs"]["tags"] == "#cat #pets" and out["inputs"]["duration"] == 30.0
+        bad = client.post("/predict", data={"title": "x", "duration": "long"})
+        assert bad.status_code == 422 and "duration must be a number" in bad.json()["detail"]
