@@ -32,8 +32,12 @@ browser:
 	  echo "WARNING: could not install Debian's chromium: tests/test_browser.py will be skipped"
 
 # The default model bundle behind `vidpop predict/explain/recommend/serve models`, trained on the real data.
+# views: the best popularity model on validation (`vidpop train best`: LightGBM default/tuned, retrieval
+# features off/on; the winner and its validation metrics in popularity/selection.json); likes, comments,
+# the experts' shares and the title what-if (paired samples): the variational PoE.
 MODELS ?= models
 models: setup
+	$(VENV)/bin/vidpop train best --data microlens --trials 20 --out $(MODELS)/popularity
 	$(VENV)/bin/vidpop train variational_poe --data microlens --set kl_weight=0.01 --set n_hidden=2 --out $(MODELS)/poe
 	$(VENV)/bin/vidpop train attention_explain --data youtube_views_subscribers_2025 --out $(MODELS)/explain
 	$(VENV)/bin/vidpop train rec_itemknn --data microlens --out $(MODELS)/itemknn

@@ -97,7 +97,11 @@ def _flatten(config: dict[str, Any], prefix: str = "") -> list[str]:
 
 
 def train(
-    model: str = typer.Argument(..., help="A registered model (vidpop models list), e.g. variational_poe."),
+    model: str = typer.Argument(
+        ...,
+        help="A registered model (vidpop models list), e.g. variational_poe; or `best`: the best popularity "
+        "model on validation (the leaderboard's LightGBM candidates, retrieval off/on, default/tuned).",
+    ),
     data: str = typer.Option("microlens", "--data", help="Dataset: adapter name or `vidpop data import` folder."),
     out: Path = typer.Option(..., "--out", "-o", help="Model folder to write."),
     config: Path | None = typer.Option(None, "--config", help="JSON or TOML of hyper-parameters."),
@@ -112,9 +116,20 @@ def train(
     resume: Path | None = typer.Option(
         None, "--resume", help="Continue an interrupted run from its checkpoint folder (OUT.ckpt, saved each epoch)."
     ),
+    trials: int = typer.Option(20, "--trials", min=0, help="`vidpop train best`: Optuna trials per tuned LightGBM."),
 ) -> None:
     """Train a model on a dataset's training split and write a model folder (reload it with evaluate)."""
     from vidpop.recipes import launch
+
+    if model == "best":
+        from vidpop.experiments.winner import format_selection, train_best
+
+        if config is not None or set_ or epochs is not None or nproc != 1 or resume is not None:
+            raise VidpopError("vidpop train best takes --data, --out, --split, --seed, --limit and --trials only")
+        sel = train_best(data, out, split, trials, seed or 0, limit=limit)
+        typer.echo(format_selection(sel))
+        typer.echo(f"-> {out}; next: vidpop evaluate {out}")
+        return
 
     ckpt, ckpt_overrides = _checkpointing(model, out, resume)
     overrides = _flatten(_read_config(config)) + _train_overrides(model, limit, seed, epochs, split) + list(set_)
@@ -161,10 +176,10 @@ def _bundle(model_dir: Path) -> Any:
         return ModelBundle(model_dir)
 
 
-def _new_video(video: Path | None, cover: Path | None, title: str, followers: float | None) -> Any:
+def _new_video(video: Path | None, cover: Path | None, title: str, followers: float | None, **more: Any) -> Any:
     from vidpop.serve.inputs import NewVideo
 
-    return NewVideo(video=video, cover=cover, title=title, author_followers=followers).check()
+    return NewVideo(video=video, cover=cover, title=title, author_followers=followers, **more).check()
 
 
 def _fmt_count(x: float) -> str:
@@ -175,6 +190,16 @@ def _print_prediction(res: dict[str, Any]) -> None:
     """The answer as a reader wants it: the verdict first, then the numbers, their context and limits."""
     if res.get("verdict"):
         typer.echo(f"verdict: {res['verdict']}")
+    by = res.get("served_by")
+    if by:
+        best = by.get("best_on_validation")
+        why = (
+            f"; best on validation: {best['candidate']}, retrieval {'on' if best.get('retrieval') else 'off'}, "
+            f"val MAE {best['val']['MAE']:.3f}"
+            if best
+            else ""
+        )
+        typer.echo(f"model: {by['model']} ({by['kind']}{why})")
     for t in res["targets"]:
         fmt = _fmt_count if t["scale"] == "count" else (lambda x: f"{x:.3f}")
         typer.echo(
@@ -199,6 +224,8 @@ def _print_prediction(res: dict[str, Any]) -> None:
     wi = res.get("what_if")
     if wi:
         typer.echo(f"what-if: {wi['summary']}")
+        if wi.get("note"):
+            typer.echo(f"  ({wi['note']})")
         for p in wi["predictions"]:
             typer.echo(f"  “{p['title']}”: {p['name']} {_fmt_count(p['value'])} [{_fmt_count(p['lower'])}, "
                        f"{_fmt_count(p['upper'])}]")  # fmt: skip
@@ -215,13 +242,17 @@ def predict(
     cover: Path | None = typer.Option(None, "--cover", help="Its cover image."),
     title: list[str] = typer.Option([], "--title", help="The title; give it twice to compare two titles."),
     author_followers: float | None = typer.Option(None, "--author-followers"),
+    tags: str = typer.Option("", "--tags", help="Hashtags, e.g. '#cat #funny' (models trained with tags read them)."),
+    duration: float | None = typer.Option(None, "--duration", help="The clip's duration in seconds."),
+    posted_at: str | None = typer.Option(None, "--posted-at", help="Planned posting time, ISO 8601."),
     as_json: bool = typer.Option(False, "--json", help="Print the prediction as JSON."),
 ) -> None:
     """Predicted views / likes / ... with 95% intervals, the popularity class and P(popular) for a new video;
     with two --title options, what the second title changes (ratio with its interval, the words that differ)."""
     if len(title) > 2:
         raise VidpopError("give --title once, or twice to compare two titles")
-    new = _new_video(video, cover, title[0] if title else "", author_followers)
+    more = {"tags": tags, "duration": duration, "posted_at": posted_at}
+    new = _new_video(video, cover, title[0] if title else "", author_followers, **more)
     compare = title[1] if len(title) == 2 else None
     if compare is not None and not compare.strip():
         raise VidpopError("the second --title is empty")

@@ -22,12 +22,12 @@ import numpy as np
 import pandas as pd
 from tqdm.auto import tqdm
 
-from vidpop.data.splits import Split, random_split, temporal_split
-from vidpop.errors import VidpopError
+from vidpop.data.splits import Split
 from vidpop.experiments import leaderboard_models as lm
 from vidpop.features.retrieval_features import RetrievalConfig, RetrievalFeaturizer
 from vidpop.features.tabular import TabularConfig, TabularFeaturizer, TagTargetEncoder
 from vidpop.models.poe_inputs import PoEInputs
+from vidpop.recipes.gbdt import popularity_task, smp_time_split  # noqa: F401  (smp_time_split: re-exported)
 from vidpop.training import metrics
 
 DATASETS: tuple[str, ...] = ("smp_video_2025", "microlens")
@@ -63,41 +63,14 @@ class LeaderboardTask:
         return None if t is None or t.isna().all() else t.dt.tz_convert(None).to_numpy("datetime64[ns]")
 
 
-def smp_time_split(times: pd.Series, test_frac: float = 0.2, val_frac: float = 0.1) -> Split:
-    """The latest ``test_frac`` of posts test, the ``val_frac`` before them validation (by time)."""
-    n = len(times)
-    n_test, n_val = round(n * test_frac), round(n * val_frac)
-    cutoff = times.sort_values(kind="stable").iloc[n - n_test]
-    return temporal_split(times, cutoff, val_frac=n_val / (n - n_test))
-
-
 def load_task(dataset: str, split: str | None = None, seed: int = 0, progress: bool = True) -> LeaderboardTask:
     """The labelled rows of ``dataset`` with target, split and title embeddings (cached features)."""
     from vidpop.data.adapters import load_dataset
     from vidpop.models.poe_inputs import build_poe_inputs
 
-    ds = load_dataset(dataset)
-    v = ds.videos
-    col = ds.meta.get("popularity_column")
-    if col and col in v and v[col].notna().any():
-        y_all, target = v[col].to_numpy(np.float64), str(col)
-    elif "views" in v and v["views"].notna().any():
-        y_all, target = np.log1p(v["views"].to_numpy(np.float64).clip(min=0)), "log1p_views"
-    else:
-        raise VidpopError(f"{dataset}: no popularity column and no views to rank")
-    ds = ds.subset(v["video_id"].to_numpy()[np.isfinite(y_all)].tolist())
-    y = y_all[np.isfinite(y_all)]
+    pt = popularity_task(load_dataset(dataset), split, seed)
+    ds, y, target, sp, kind = pt.ds, pt.y, pt.target, pt.split, pt.kind
     frame = ds.videos_with_authors().reset_index(drop=True)
-    has_time = "published_at" in frame and frame["published_at"].notna().all()
-    kind = split or ("time" if has_time else "random")
-    if kind == "time":
-        if not has_time:
-            raise VidpopError(f"{dataset} has no publication time on every row: use --split random")
-        sp = smp_time_split(frame["published_at"])
-    elif kind == "random":
-        sp = random_split(len(frame), 0.2, 0.1, seed=seed)
-    else:
-        raise VidpopError(f"split must be 'time' or 'random', got '{kind}'")
     X = build_poe_inputs(ds.subset(ds.videos["video_id"].tolist()), progress=progress)
     notes = [f"{dataset}: {len(frame)} labelled rows, target {target}; split {kind} {sp.sizes()}"]
     media: dict[str, tuple[np.ndarray, np.ndarray]] = {}

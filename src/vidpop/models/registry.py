@@ -36,6 +36,7 @@ def register_model(name: str):
 MODULES: dict[str, str] = {
     "attention_explain": "vidpop.models.attention_explain",
     "cover_title_fusion": "vidpop.models.cover_title_fusion",
+    "gbdt_retrieval": "vidpop.models.gbdt_retrieval",
     "interest_rnn": "vidpop.models.interest_rnn.model",
     "lightgbm": "vidpop.models.lightgbm_baseline",
     "lightgbm_classifier": "vidpop.models.lightgbm_baseline",

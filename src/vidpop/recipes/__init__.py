@@ -11,7 +11,7 @@ Options that belong to the recipe rather than the model travel as ``recipe.<key>
 What a recipe was given is saved as ``recipe.json`` in the model folder.
 """
 
-from vidpop.recipes import attention, dataset, fusion, matrix, poe, rec, relation  # noqa: F401  (each registers its recipes)
+from vidpop.recipes import attention, dataset, fusion, gbdt, matrix, poe, rec, relation  # noqa: F401  (each registers its recipes)
 from vidpop.recipes.common import load_data, split_options
 from vidpop.recipes.evaluate import evaluate_model_dir
 from vidpop.recipes.registry import register_evaluator, register_recipe

@@ -136,7 +136,13 @@ def context_line(
 
 
 def verdict(
-    model: str, edges: list[float], ctx: TrainingContext | None, mean0: float, samples0: np.ndarray, name: str
+    model: str,
+    edges: list[float],
+    ctx: TrainingContext | None,
+    mean0: float,
+    samples0: np.ndarray,
+    name: str,
+    draws: str = "the predictive samples",
 ) -> tuple[dict[str, Any] | None, dict[str, Any] | None]:
     """The class (quintile of the training videos the prediction falls in) and P(popular) (share of the
     predictive samples above the training median), both from the count model."""
@@ -159,8 +165,7 @@ def verdict(
             # a whole percent (half up, in integers), so every place that shows it shows the same number
             "value": ((200 * k + n) // (2 * n)) / 100,
             "model": model,
-            "definition": f"share of the predictive samples above the training videos' median {short} "
-            f"({_show(med, name)})",
+            "definition": f"share of {draws} above the training videos' median {short} ({_show(med, name)})",
         }
     return cls, pp
 

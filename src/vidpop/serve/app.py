@@ -152,8 +152,20 @@ def _new_video(fields: dict[str, str], files: dict[str, Path], max_title: int) -
             followers = float(raw)
         except ValueError:
             raise HTTPException(422, f"author_followers must be a number, got '{raw[:40]}'") from None
+    duration: float | None = None
+    if fields.get("duration", "").strip():
+        try:
+            duration = float(fields["duration"])
+        except ValueError:
+            raise HTTPException(422, f"duration must be a number of seconds, got '{fields['duration'][:40]}'") from None
     video = NewVideo(
-        video=files.get("video"), cover=files.get("cover"), title=fields.get("title", ""), author_followers=followers
+        video=files.get("video"),
+        cover=files.get("cover"),
+        title=fields.get("title", ""),
+        author_followers=followers,
+        tags=fields.get("tags", ""),
+        duration=duration,
+        posted_at=fields.get("posted_at", "").strip() or None,
     )
     return video.check(max_title)  # every file decoded here, before any model sees it
 
@@ -196,6 +208,9 @@ _UPLOAD_SCHEMA: dict[str, Any] = {
                         "cover": {"type": "string", "format": "binary", "description": "a cover image (.jpg, ...)"},
                         "title": {"type": "string", "description": "the planned title"},
                         "author_followers": {"type": "number", "description": "the author's follower count"},
+                        "tags": {"type": "string", "description": "hashtags, e.g. '#cat #funny'"},
+                        "duration": {"type": "number", "description": "the clip's duration in seconds"},
+                        "posted_at": {"type": "string", "description": "planned posting time (ISO 8601)"},
                         "compare_title": {"type": "string", "description": "a second title to compare (what-if)"},
                     },
                 }

@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import hashlib
 import math
+import re
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -55,6 +56,11 @@ class NewVideo:
     cover: Path | None = None
     title: str = ""
     author_followers: float | None = None
+    #: optional facts a creator knows before posting (models trained on data that has them read them):
+    #: hashtags ("#cat #funny" or "cat, funny"), the clip's duration in seconds, the planned posting time (ISO)
+    tags: str = ""
+    duration: float | None = None
+    posted_at: str | None = None
     #: set by :meth:`check`, so the API's early check and the bundle's do not decode the files twice
     checked: bool = field(default=False, init=False, repr=False, compare=False)
 
@@ -89,6 +95,15 @@ class NewVideo:
             f = float(self.author_followers)
             if not math.isfinite(f) or f < 0:
                 raise VidpopError(f"author followers must be a non-negative number, got {self.author_followers}")
+        if self.duration is not None:
+            d = float(self.duration)
+            if not math.isfinite(d) or d < 0:
+                raise VidpopError(f"the duration must be a non-negative number of seconds, got {self.duration}")
+        if self.posted_at:
+            try:
+                pd.Timestamp(self.posted_at)
+            except ValueError:
+                raise VidpopError(f"the posting time must be an ISO date/time, got '{self.posted_at[:40]}'") from None
         self.checked = True
         return self
 
@@ -96,6 +111,7 @@ class NewVideo:
     def video_id(self) -> str:
         """A content hash: the same inputs map to the same id (and cached features), different ones never collide."""
         h = hashlib.sha1(self.title.encode("utf-8"))
+        h.update(f"|{self.tags}|{self.duration}|{self.posted_at}".encode())
         for path in (self.video, self.cover):
             h.update(b"|")
             if path is not None:
@@ -112,6 +128,14 @@ class NewVideo:
             "video_path": str(self.video.resolve()) if self.video else None,
             "cover_path": str(self.cover.resolve()) if self.cover else None,
         }
+        tags = [t.strip().lstrip("#").strip() for t in re.split(r"[,#\s]+", self.tags or "")]
+        if any(tags):
+            row["tags"] = "|".join(t for t in tags if t)
+        if self.duration is not None:
+            row["duration"] = float(self.duration)
+        if self.posted_at:
+            t = pd.Timestamp(self.posted_at)
+            row["published_at"] = t.tz_localize("UTC") if t.tzinfo is None else t.tz_convert("UTC")
         authors = None
         if self.author_followers is not None:
             row["author_id"] = "new-author"
@@ -127,4 +151,7 @@ class NewVideo:
             "cover": self.cover.name if self.cover else None,
             "title": self.title,
             "author_followers": self.author_followers,
+            "tags": self.tags or None,
+            "duration": self.duration,
+            "posted_at": self.posted_at,
         }

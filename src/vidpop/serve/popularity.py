@@ -29,9 +29,25 @@ def per_call_view(model: Any, **config: Any) -> Any:
 
 
 def count_inputs(model: Any, recipe: dict[str, Any], ds: VideoDataset, work: Path) -> Any:
-    """The count model's inputs for a one-row dataset, by the model's own ``prepare_inputs`` (media without a
-    trained expert are not decoded; the social columns follow the recipe's training order)."""
-    return model.prepare_inputs(ds, store=work / "features", social_names=recipe.get("social_names"))
+    """The count model's inputs for a one-row dataset, by the model's own ``prepare_inputs`` (the PoE: media
+    without a trained expert are not decoded, the social columns follow the recipe's training order)."""
+    if "social_names" in recipe:
+        return model.prepare_inputs(ds, store=work / "features", social_names=recipe.get("social_names"))
+    return model.prepare_inputs(ds, store=work / "features")
+
+
+def joint_samples(model: Any) -> bool:
+    """Whether a count model's seeded samples of two videos are a joint predictive distribution (the PoE's
+    are: the same seeded draws), so that their paired difference has a meaningful interval. A conformal
+    model's draws are its validation residuals, the same for every video: it declares ``joint_samples``
+    False and is not used for the what-if between two titles when another count model is there."""
+    return bool(getattr(type(model), "joint_samples", True))
+
+
+def best_on_validation(recipe: dict[str, Any]) -> dict[str, Any] | None:
+    """The record of a model that ``vidpop train best`` chose on validation (None for any other model)."""
+    rec = recipe.get("best_on_validation")
+    return rec if isinstance(rec, dict) else None
 
 
 def count_prediction(model: Any, X: Any, level: float) -> dict[str, np.ndarray]:

@@ -1,13 +1,17 @@
 """One prediction for a new video from every popularity model of a bundle, reconciled into one answer.
 
-The count model (variational PoE) gives the counts, the class and P(popular) together, so the headline never
-mixes models; the attention and fusion models are second opinions, named, with their own definitions.
+The headline count model — the one ``vidpop train best`` chose on validation when the bundle has it, else the
+first count model (variational PoE) — gives the first count, the class and P(popular) together, so the headline
+never mixes models; another count model adds only the targets the headline one lacks (the PoE's likes and
+comments beside the winner's views), each entry named. The attention and fusion models are second opinions,
+named, with their own definitions.
 Every call is read-only on the loaded models (per-call settings go to a shallow copy's config).
 """
 
 from __future__ import annotations
 
 import dataclasses
+import math
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -19,8 +23,10 @@ from vidpop.serve import answer
 from vidpop.serve.inputs import NewVideo
 from vidpop.serve.popularity import (
     attention_p_popular,
+    best_on_validation,
     count_inputs,
     count_prediction,
+    joint_samples,
     per_call_view,
     title_words,
 )
@@ -29,15 +35,25 @@ if TYPE_CHECKING:
     from vidpop.serve.predictors import LoadedModel
 
 ALL_EXPERTS = ("visual", "acoustic", "textual", "social")
+#: what a conformal model's P(popular) counts (its ``sample``: the prediction plus each validation residual)
+CONFORMAL_DRAWS = "the conformal predictive draws (the prediction plus each signed validation residual)"
 
 
 def _limits(lm: LoadedModel) -> list[str]:
-    """What a reader must know about a model: the data it saw, and which experts never trained."""
+    """What a reader must know about a model: the data it saw, why it serves, and which experts never trained."""
     out = []
     rec = lm.recipe
     seen = ", ".join(lm.trained_on) or str(rec.get("data") or "unknown data")
     n = f"{lm.context.n_train:,} training videos of " if lm.context is not None else ""
     out.append(f"{lm.name}: trained on {n}{seen}")
+    best = best_on_validation(rec)
+    if best is not None:
+        v = best.get("val", {})
+        out.append(
+            f"{lm.name} ({lm.kind}) is the best candidate on validation (vidpop train best): {best['candidate']}, "
+            f"retrieval {'on' if best.get('retrieval') else 'off'}, val MAE {v.get('MAE', float('nan')):.3f}, "
+            f"Spearman {v.get('Spearman', float('nan')):.3f}; interval: {best.get('interval', 'split conformal')}"
+        )
     trained = list(getattr(lm.model, "trained_modalities_", []) or [])
     if trained:
         missing = [m for m in ALL_EXPERTS if m not in trained]
@@ -63,9 +79,11 @@ def _ablations(video: NewVideo, lm: LoadedModel) -> list[tuple[str, NewVideo]]:
 
 
 def _counts(lm: LoadedModel, video: NewVideo, work: Path, level: float, out: dict[str, Any]) -> None:
+    """The headline count model: its targets, context line, class and P(popular), all named after it."""
     model, ctx = lm.model, lm.context
+    trained = set(getattr(model, "trained_modalities_", []) or [])
     given = {"visual": video.video is not None or video.cover is not None, "acoustic": video.video is not None}
-    unused = [m for m, has in given.items() if has and m not in set(model.trained_modalities_)]
+    unused = [m for m, has in given.items() if has and trained and m not in trained]
     if unused:  # no expert would read them: they are not decoded at all
         out["notes"].append(f"{lm.name}: inputs without a trained expert (not used): {', '.join(unused)}")
     X = count_inputs(model, lm.recipe, video.dataset(), work)
@@ -78,19 +96,62 @@ def _counts(lm: LoadedModel, video: NewVideo, work: Path, level: float, out: dic
     out["targets"] += answer.target_entries(names, mean, lower, upper, level, lm.name, scale)
     if any(answer.is_count(n) for n in names):
         out["notes"].append(f"counts are rounded to whole numbers with at most {answer.SIG_DIGITS} significant digits")
+    out["headline"] = {"model": lm.name, "kind": lm.kind, "target": names[0], "mean": float(mean[0]),
+                       "lower": float(lower[0]), "upper": float(upper[0]), "context": ctx}  # fmt: skip
     line, ctx_notes = answer.context_line(ctx, names[0], float(mean[0]), video.author_followers, lm.name)
     out["context"] = line
     out["notes"] += ctx_notes
+    draws = "the predictive samples" if joint_samples(model) else CONFORMAL_DRAWS
     cls, pp = answer.verdict(lm.name, lm.recipe.get("class_edges") or [], ctx, float(mean[0]), r["samples"][:, 0],
-                             names[0])  # fmt: skip
+                             names[0], draws)  # fmt: skip
     out["popularity_class"], out["p_popular"] = cls, pp
-    out["experts"] = {"model": lm.name, **model.expert_report(X)[0]["precision_share"]}
+    if trained:
+        out["experts"] = {"model": lm.name, **model.expert_report(X)[0]["precision_share"]}
+        _input_effects(lm, video, work, level, names[0], float(r["mean"][0]), out)
+
+
+def _input_effects(
+    lm: LoadedModel, video: NewVideo, work: Path, level: float, name: str, with_all: float, out: dict[str, Any]
+) -> None:
     for what, without in _ablations(video, lm):
-        w = count_prediction(model, count_inputs(model, lm.recipe, without.dataset(), work), level)
-        entry, moved = answer.effect_line(what, names[0], float(r["mean"][0]), float(w["mean"][0]))
-        out["input_effects"].append(entry)
+        w = count_prediction(lm.model, count_inputs(lm.model, lm.recipe, without.dataset(), work), level)
+        entry, moved = answer.effect_line(what, name, with_all, float(w["mean"][0]))
+        out["input_effects"].append({**entry, "model": lm.name})
         if moved:
-            out["effects"].append(moved)
+            out["effects"].append(f"{moved} ({lm.name})")
+
+
+def _more_counts(lm: LoadedModel, video: NewVideo, work: Path, level: float, out: dict[str, Any]) -> bool:
+    """A second count model (the PoE beside the best model on validation): only the targets the headline model
+    does not give (likes, comments), kept within the training ratios to the HEADLINE model's first count, so
+    every number shown agrees with the served one; its experts and input effects, named. False if it adds none."""
+    model, head = lm.model, out["headline"]
+    names = list(model.target_names_)
+    have = {t["name"] for t in out["targets"]}
+    new = [j for j, n in enumerate(names) if answer.short_name(n) not in have and n not in have]
+    if not new or answer.short_name(names[0]) != answer.short_name(head["target"]):
+        return False
+    X = count_inputs(model, lm.recipe, video.dataset(), work)
+    r = model.predict_interval(X, level)
+    mean, lower, upper = (np.asarray(r[k][0], np.float64).copy() for k in ("mean", "lower", "upper"))
+    own = float(mean[0])
+    mean[0], lower[0], upper[0] = head["mean"], head["lower"], head["upper"]
+    mean, lower, upper, _, ratio_note = answer.bound_ratios(names, mean, lower, upper, lm.context)
+    scale = lm.recipe.get("target_scale", "model scale")
+    entries = answer.target_entries(names, mean, lower, upper, level, lm.name, scale)
+    out["targets"] += [entries[j] for j in new]
+    shown = ", ".join(answer.short_name(names[j]) for j in new)
+    first = answer.short_name(names[0])
+    out["notes"].append(
+        f"{shown} from {lm.name} ({lm.kind}); {first} from {head['model']} ({head['kind']}), the best on validation "
+        f"({lm.name}'s own {first} estimate: {answer.fmt_count(math.expm1(own)) if answer.is_count(names[0]) else own})"
+    )
+    if ratio_note:
+        out["notes"].append(f"{lm.name}: {ratio_note} (around the {first} of {head['model']})")
+    if getattr(model, "trained_modalities_", None):
+        out["experts"] = {"model": lm.name, **model.expert_report(X)[0]["precision_share"]}
+        _input_effects(lm, video, work, level, names[0], own, out)
+    return True
 
 
 def _fusion_class(lm: LoadedModel, video: NewVideo, work: Path) -> dict[str, Any]:
@@ -162,12 +223,18 @@ def predict_video(models: list[LoadedModel], video: NewVideo, work: Path, level:
         raise MissingModelError("the bundle has no popularity model (train variational_poe / cover_title_fusion)")
     opinions: list[dict[str, Any]] = []
     counted = False
+    # the model `vidpop train best` chose on validation gives the headline; the other count models add only
+    # the targets it lacks
+    models = sorted(models, key=lambda m: best_on_validation(m.recipe) is None)
     for lm in models:
         caps = lm.capabilities
         try:
             if "intervals" in caps and not counted:
                 _counts(lm, video, work, level, out)
                 counted = True
+            elif "intervals" in caps:
+                if not _more_counts(lm, video, work, level, out):
+                    continue
             elif "explain" in caps:
                 value = attention_p_popular(lm.model, video.dataset(), work)
                 opinions.append({"kind": "p_popular", "value": value, "model": lm.name,
@@ -181,7 +248,14 @@ def predict_video(models: list[LoadedModel], video: NewVideo, work: Path, level:
         except VidpopError as exc:
             out["notes"].append(f"{lm.name}: {exc}")
     _reconcile(out, opinions)
+    head = out.pop("headline", None)
+    out["served_by"] = None if head is None else {"model": head["model"], "kind": head["kind"],
+                                                   "best_on_validation": _best(models, head["model"])}  # fmt: skip
     return out
+
+
+def _best(models: list[LoadedModel], name: str) -> dict[str, Any] | None:
+    return next((best_on_validation(m.recipe) for m in models if m.name == name), None)
 
 
 def compare_titles(
@@ -195,7 +269,8 @@ def compare_titles(
     counts = [m for m in models if "intervals" in m.capabilities]
     if not counts:
         raise MissingModelError("comparing titles needs a count model (train variational_poe)")
-    lm = counts[0]
+    # paired samples of the two titles need a joint predictive distribution (the PoE's seeded draws)
+    lm = next((m for m in counts if joint_samples(m.model)), counts[0])
     names = list(lm.model.target_names_)
     preds, draws = [], []
     for t in titles:

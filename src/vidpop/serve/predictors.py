@@ -129,7 +129,14 @@ class ModelBundle:
         video.check()
         out = predict_video(self._with_role("predict"), video, Path(work_dir), level)
         if compare_title is not None and compare_title.strip():
-            out["what_if"] = self.compare_titles(video, [video.title, compare_title], work_dir, level)
+            wi = self.compare_titles(video, [video.title, compare_title], work_dir, level)
+            by = out.get("served_by")
+            if by and by["model"] != wi["model"]:
+                wi["note"] = (
+                    f"the what-if is {wi['model']}'s: it needs paired predictive samples, which {by['model']} "
+                    f"({by['kind']}) does not give, so its {wi['target']} differ from the headline's"
+                )
+            out["what_if"] = wi
         return out
 
     def compare_titles(

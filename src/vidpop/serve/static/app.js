@@ -150,13 +150,16 @@ function renderTargets(targets) {
         el("span", { class: "target-name", text: t.name }),
         el("span", { class: "target-value", text: fmt.format(t.value) }),
         el("span", { class: "target-range",
-          text: `${level}% interval: ${fmt.format(t.lower)} – ${fmt.format(t.upper)}` })),
+          text: `${level}% interval: ${fmt.format(t.lower)} – ${fmt.format(t.upper)}` + (t.model ? ` · ${t.model}` : "") })),
       intervalBar(t, axis)));
   }
 }
 
 function renderPrediction(data) {
-  $("verdict").textContent = data.verdict ? `Verdict: ${data.verdict}` : "";
+  const by = data.served_by;
+  const best = by && by.best_on_validation;
+  const served = by ? ` Served by ${by.model} (${by.kind}${best ? `, best on validation: ${best.candidate}` : ""}).` : "";
+  $("verdict").textContent = data.verdict ? `Verdict: ${data.verdict}.${served}` : "";
   $("verdict").hidden = !data.verdict;
   $("context").textContent = data.context ? `In context: ${data.context}.` : "";
   $("context").hidden = !data.context;
@@ -228,7 +231,8 @@ function renderWhatIf(wi) {
     line.append(el("span", { class: "hint", text: wi.word_model ? "The titles have the same words."
       : "No attention model in the bundle to weigh the words." }));
   }
-  $("what-if-method").textContent = `${wi.method}.` + (wi.word_model ? ` Word weights from ${wi.word_model}.` : "");
+  $("what-if-method").textContent = `${wi.method}.` + (wi.word_model ? ` Word weights from ${wi.word_model}.` : "") +
+    (wi.note ? ` Note: ${wi.note}.` : "");
 }
 
 /* ---------------------------------------------------------------- explanation: frames and words */
