@@ -99,3 +99,41 @@ def test_the_poe_also_runs_on_the_cross_fitted_gbdt_prediction() -> None:
     assert names.count("variational_poe+gbdt") == 2 and names.count("variational_poe") == 2  # retrieval off, on
     poe_gbdt = next(r for r, _ in runs if r.model == "variational_poe+gbdt")
     assert poe_gbdt.fitted is not None and poe_gbdt.fitted.in_dims_["social"] == feats.tab.shape[1] + 1
+
+
+def test_the_poe_optuna_study_runs_on_validation_and_is_recorded_in_the_model_folder(tmp_path) -> None:
+    import json
+
+    from vidpop.experiments import leaderboard_models as lm
+    from vidpop.models.poe_inputs import PoEInputs
+
+    task = _task()
+    feats = L.build_features(task, k=5)
+    X = PoEInputs({"textual": task.emb, "social": feats.tab}, {"textual": task.emb_mask}, None)
+    run = lm.run_poe(X, task.y, task.split, n_trials=2, epochs=2, n_samples=20)[0]
+    assert run.model == "variational_poe_tuned" and run.tuning is not None and len(run.tuning.trials) == 2
+    lm.save_run(run, tmp_path / "poe")
+    rec = json.loads((tmp_path / "poe" / "tuning.json").read_text())
+    cfg = json.loads((tmp_path / "poe" / "config.json").read_text())["config"]
+    assert rec["best_params"] == run.params and rec["metric"] == "val_mae"
+    assert all(cfg[k] == v for k, v in run.params.items())
+
+
+def test_the_leaderboard_adds_support_clipped_intervals_and_stacks_the_mlp() -> None:
+    task = _task()
+    feats = L.build_features(task, k=5)
+    assert feats.ret_names[-3:] == ["text_ridge_word", "text_ridge_char", "text_ridge_emb"]
+    runs = L.fit_all(task, feats, trials=0, poe_trials=0, models=("lightgbm", "mlp", "stacked"), progress=False)
+    by: dict = {}
+    for r, ret in runs:  # the first of each name (trials=0 fits the untuned LightGBM twice)
+        by.setdefault((r.model, ret), r)
+    lo_y, hi_y = task.y[task.split.train].min(), task.y[task.split.train].max()
+    for ret in (False, True):
+        plain, clipped = by[("lightgbm", ret)], by[("lightgbm (clipped)", ret)]
+        assert np.all(clipped.lower >= lo_y) and np.all(clipped.upper <= hi_y)
+        assert np.all(clipped.upper - clipped.lower <= plain.upper - plain.lower + 1e-12)
+        assert set(plain.notes["val_interval_choice"]) >= {"split", "asymmetric", "split_clipped"}
+        assert "mlp" in by[("stacked", ret)].params["bases"]
+        assert ("stacked (clipped)", ret) in by
+    row = L.row(by[("lightgbm (clipped)", False)], task.y[task.split.test], False)
+    assert not row["interval"].startswith("split")  # never taken for the split-conformal reference

@@ -26,9 +26,11 @@ from vidpop.data.splits import Split
 from vidpop.experiments import leaderboard_models as lm
 from vidpop.features.retrieval_features import RetrievalConfig, RetrievalFeaturizer
 from vidpop.features.tabular import TabularConfig, TabularFeaturizer, TagTargetEncoder
+from vidpop.features.text_ridge import TextRidgeEncoder, video_text
 from vidpop.models.poe_inputs import PoEInputs
 from vidpop.recipes.gbdt import popularity_task, smp_time_split  # noqa: F401  (smp_time_split: re-exported)
 from vidpop.training import metrics
+from vidpop.training.conformal import clip_to_support
 
 DATASETS: tuple[str, ...] = ("smp_video_2025", "microlens")
 #: a content modality enters the models only when this share of the training rows has it
@@ -97,14 +99,19 @@ class Features:
 
 
 def build_features(
-    task: LeaderboardTask, k: int = 20, tabular: TabularConfig | None = None, media_pca: int = 16
+    task: LeaderboardTask,
+    k: int = 20,
+    tabular: TabularConfig | None = None,
+    media_pca: int = 16,
+    text_ridge: bool = True,
 ) -> Features:
     """Tabular features and retrieval features, every transform fitted on the training part only.
 
     Retrieval runs over the title embedding and, where the dataset has covers or frames, over the
     visual embedding too (``img_`` features); the visual embedding also enters the tabular block as
     ``media_pca`` PCA components (NaN where a row has no image). The tags' smoothed training popularity
-    (label-derived, like the neighbours') joins the retrieval block."""
+    and (``text_ridge``) the cross-fitted ridge predictions from the title text (label-derived, like the
+    neighbours') join the retrieval block."""
     tr = task.split.train
     tf = TabularFeaturizer(tabular).fit(task.frame.iloc[tr], task.emb[tr])
     tab, tab_names = tf.transform(task.frame, task.emb), list(tf.names_)
@@ -136,6 +143,12 @@ def build_features(
         te = TagTargetEncoder().fit(task.frame.iloc[tr], task.y[tr])
         ret = np.concatenate([ret, te.transform(task.frame)], axis=1)
         ret_names += list(te.names_)
+    if text_ridge:
+        # cross-fitted ridge reads of the title vocabulary (label-derived: out-of-fold on the training rows)
+        texts = video_text(task.frame)
+        tx = TextRidgeEncoder().fit(ids[tr], texts[tr], task.emb[tr], task.y[tr])
+        ret = np.concatenate([ret, tx.transform(ids, texts, task.emb)], axis=1)
+        ret_names += list(tx.names_)
     if "visual" in task.media:
         from sklearn.decomposition import PCA
 
@@ -169,7 +182,14 @@ def row(run: lm.Run, y_test: np.ndarray, retrieval: bool) -> dict[str, Any]:
         "interval": run.interval,
         "seconds": round(run.seconds, 2),
         "params": run.params,
+        **run.notes,
     }
+    if run.tuning is not None:
+        out["tuning"] = {
+            "n_trials": run.tuning.n_trials,
+            "best_value": run.tuning.best_value,
+            "metric": run.tuning.metric,
+        }
     if run.lower is not None and run.upper is not None:
         out["coverage95"] = metrics.interval_coverage(y_test, run.lower, run.upper)
         out["width95"] = metrics.interval_width(run.lower, run.upper)
@@ -202,13 +222,17 @@ def fit_all(
     for retrieval in tqdm((False, True), desc=f"leaderboard {task.name}", disable=not progress):
         X = np.concatenate([feats.tab, feats.ret], axis=1) if retrieval else feats.tab
         bases: list[lm.Run] = []
+        support = (float(np.min(y[sp.train])), float(np.max(y[sp.train])))
         if "lightgbm" in models:
-            done([(lm.run_lightgbm(X, y, sp, 0, seed, quantiles=False, normalised=False)[0], retrieval)])
+            default = lm.run_lightgbm(X, y, sp, 0, seed, quantiles=False, normalised=False, support=support)
+            done([(r, retrieval) for r in default])
             tuned = lm.run_lightgbm(X, y, sp, trials, seed)
             done([(r, retrieval) for r in tuned])
             bases += tuned
         if "mlp" in models:
-            done([(lm.run_mlp(X, y, sp, seed), retrieval)])
+            mlp = lm.run_mlp(X, y, sp, seed)
+            done([(mlp, retrieval)])
+            bases.append(mlp)
         if "poe" in models:
             media = {m: v for m, (v, _) in task.media.items()}
             masks = {"textual": task.emb_mask, **{m: mk for m, (_, mk) in task.media.items()}}
@@ -232,7 +256,12 @@ def fit_all(
             ev, et = (feats.ret[sp.val, j], feats.ret[sp.test, j]) if retrieval else (np.empty(0), np.empty(0))
             point = [b for b in bases if "(CQR)" not in b.model and "(normalised)" not in b.model]
             scaled = [b for b in bases if b.scale_val is not None]
-            done([(lm.run_stacked(y, sp, point, scaled, ev, et), retrieval)])
+            st = lm.run_stacked(y, sp, point, scaled, ev, et)
+            clo, chi = clip_to_support(st.lower, st.upper, support)
+            clipped = lm.Run(
+                "stacked (clipped)", st.pred_val, st.pred_test, st.seconds, clo, chi, f"support-clipped {st.interval}"
+            )
+            done([(st, retrieval), (clipped, retrieval)])
     return runs
 
 
