@@ -24,9 +24,8 @@ from tqdm.auto import tqdm
 
 from vidpop.data.splits import Split
 from vidpop.experiments import leaderboard_models as lm
-from vidpop.features.retrieval_features import RetrievalConfig, RetrievalFeaturizer
-from vidpop.features.tabular import TabularConfig, TabularFeaturizer, TagTargetEncoder
-from vidpop.features.text_ridge import TextRidgeEncoder, video_text
+from vidpop.features.popularity_features import Features, PopularityFeatures, PopularityFeaturesConfig
+from vidpop.features.tabular import TabularConfig
 from vidpop.models.poe_inputs import PoEInputs
 from vidpop.recipes.gbdt import popularity_task, smp_time_split  # noqa: F401  (smp_time_split: re-exported)
 from vidpop.training import metrics
@@ -90,14 +89,6 @@ def load_task(dataset: str, split: str | None = None, seed: int = 0, progress: b
 
 
 # ------------------------------------------------------------------------------------------ features
-@dataclass
-class Features:
-    tab: np.ndarray
-    tab_names: list[str]
-    ret: np.ndarray
-    ret_names: list[str]
-
-
 def build_features(
     task: LeaderboardTask,
     k: int = 20,
@@ -105,67 +96,14 @@ def build_features(
     media_pca: int = 16,
     text_ridge: bool = True,
 ) -> Features:
-    """Tabular features and retrieval features, every transform fitted on the training part only.
-
-    Retrieval runs over the title embedding and, where the dataset has covers or frames, over the
-    visual embedding too (``img_`` features); the visual embedding also enters the tabular block as
-    ``media_pca`` PCA components (NaN where a row has no image). The tags' smoothed training popularity
-    and (``text_ridge``) the cross-fitted ridge predictions from the title text (label-derived, like the
-    neighbours') join the retrieval block."""
+    """Tabular and retrieval features of every row (:mod:`vidpop.features.popularity_features`, the
+    pipeline ``gbdt_retrieval`` serves), every transform fitted on the training part only."""
     tr = task.split.train
-    tf = TabularFeaturizer(tabular).fit(task.frame.iloc[tr], task.emb[tr])
-    tab, tab_names = tf.transform(task.frame, task.emb), list(tf.names_)
-    times = task.times
-    authors = task.frame["author_id"].astype(str).to_numpy() if "author_id" in task.frame else None
-    stat_cols = [j for j, n in enumerate(tf.names_) if n.startswith("log1p_author_")]
-    ids = task.frame["video_id"].astype(str).to_numpy()
-
-    def retrieval(emb: np.ndarray, rows: np.ndarray, with_authors: bool) -> tuple[np.ndarray, list[str]]:
-        fit_rows = np.intersect1d(tr, rows)
-        rf = RetrievalFeaturizer(RetrievalConfig(k=k, time_aware=times is not None))
-        rf.fit(
-            emb[fit_rows],
-            task.y[fit_rows],
-            ids[fit_rows],
-            None if times is None else times[fit_rows],
-            None if authors is None or not with_authors else authors[fit_rows],
-            tab[fit_rows][:, stat_cols] if stat_cols and with_authors else None,
-        )
-        out = np.full((len(ids), len(rf.feature_names())), np.nan, np.float32)
-        out[rows] = rf.transform(
-            emb[rows], ids[rows], None if times is None else times[rows], None if authors is None else authors[rows]
-        )
-        return out, rf.feature_names()
-
-    ret, ret_names = retrieval(task.emb, np.arange(len(ids)), True)
-    if "tags" in task.frame and task.frame["tags"].fillna("").astype(str).str.strip().ne("").any():
-        # label-derived like the neighbours' popularity, so it sits in the retrieval block
-        te = TagTargetEncoder().fit(task.frame.iloc[tr], task.y[tr])
-        ret = np.concatenate([ret, te.transform(task.frame)], axis=1)
-        ret_names += list(te.names_)
-    if text_ridge:
-        # cross-fitted ridge reads of the title vocabulary (label-derived: out-of-fold on the training rows)
-        texts = video_text(task.frame)
-        tx = TextRidgeEncoder().fit(ids[tr], texts[tr], task.emb[tr], task.y[tr])
-        ret = np.concatenate([ret, tx.transform(ids, texts, task.emb)], axis=1)
-        ret_names += list(tx.names_)
-    if "visual" in task.media:
-        from sklearn.decomposition import PCA
-
-        vis, vmask = task.media["visual"]
-        rows = np.flatnonzero(vmask)
-        fit_rows = np.intersect1d(tr, rows)
-        if len(fit_rows) > max(media_pca, 2 * k):
-            img, img_names = retrieval(vis, rows, False)
-            keep = [j for j, n in enumerate(img_names) if n.startswith("nn_")]
-            ret = np.concatenate([ret, img[:, keep]], axis=1)
-            ret_names += [f"img_{img_names[j]}" for j in keep]
-            pca = PCA(media_pca, random_state=0).fit(vis[fit_rows])
-            z = np.full((len(ids), media_pca), np.nan, np.float32)
-            z[rows] = pca.transform(vis[rows])
-            tab = np.concatenate([tab, z], axis=1)
-            tab_names += [f"visual_pca{j}" for j in range(media_pca)]
-    return Features(tab, tab_names, ret, ret_names)
+    cfg = PopularityFeaturesConfig(k=k, tabular=tabular or TabularConfig(), media_pca=media_pca, text_ridge=text_ridge)
+    visual = task.media.get("visual")
+    train_visual = None if visual is None else (visual[0][tr], visual[1][tr])
+    pipeline = PopularityFeatures(cfg).fit(task.frame.iloc[tr], task.emb[tr], task.y[tr], train_visual)
+    return pipeline.transform(task.frame, task.emb, visual)
 
 
 # ------------------------------------------------------------------------------------------ runs

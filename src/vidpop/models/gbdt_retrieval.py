@@ -31,15 +31,14 @@ import numpy as np
 import pandas as pd
 
 from vidpop.errors import VidpopError
-from vidpop.features.retrieval_features import RetrievalConfig, RetrievalFeaturizer
-from vidpop.features.tabular import TabularConfig, TabularFeaturizer, TagTargetEncoder
+from vidpop.features.popularity_features import PopularityFeatures, PopularityFeaturesConfig
+from vidpop.features.retrieval_features import RetrievalFeaturizer
+from vidpop.features.tabular import TabularConfig
 from vidpop.models.base import dataset_rows
 from vidpop.models.lightgbm_baseline import LightGBMConfig, _LightGBMBase
 from vidpop.models.registry import register_model
 from vidpop.training import metrics
 from vidpop.training.conformal import conformal_quantile
-
-INDEX_FILE = "retrieval.faiss"
 
 
 @dataclass
@@ -54,6 +53,8 @@ class GBDTRetrievalConfig(LightGBMConfig):
     tfidf_analyzer: str = "word"
     #: the name of the target (log scale) the answer shows: ``log1p_views`` is shown as a view count
     target_name: str = "log1p_views"
+    #: the cross-fitted ridge reads of the title text among the retrieval features
+    text_ridge: bool = True
 
 
 @dataclass
@@ -80,22 +81,6 @@ def video_table(dataset: Any, store: Any = None, progress: bool = False) -> Vide
     return VideoTable(dataset.videos_with_authors().reset_index(drop=True), np.asarray(emb, np.float32))
 
 
-def _times(frame: pd.DataFrame) -> np.ndarray | None:
-    if "published_at" not in frame:
-        return None
-    t = pd.to_datetime(frame["published_at"], utc=True, errors="coerce")
-    return None if t.isna().all() else t.dt.tz_convert(None).to_numpy("datetime64[ns]")
-
-
-def _query_times(frame: pd.DataFrame) -> np.ndarray:
-    """Posting times of query videos; a video without one (a new video not yet posted) comes after every
-    training video, so it may use all of them."""
-    t = _times(frame)
-    out = np.full(len(frame), np.datetime64("2262-01-01", "ns")) if t is None else t.copy()
-    out[np.isnat(out)] = np.datetime64("2262-01-01", "ns")
-    return out
-
-
 @register_model("gbdt_retrieval")
 class GBDTRetrievalRegressor(_LightGBMBase):
     """Tabular + retrieval-augmented features -> LightGBM, split-conformal 95% intervals (val residuals)."""
@@ -112,40 +97,25 @@ class GBDTRetrievalRegressor(_LightGBMBase):
 
     # ------------------------------------------------------------ features
     def fit_features(self, X: VideoTable, y: np.ndarray) -> GBDTRetrievalRegressor:
-        """Fit every transform on the training rows ``X`` (labels ``y``, log scale)."""
+        """Fit every transform on the training rows ``X`` (labels ``y``, log scale): the leaderboard's
+        feature pipeline (:class:`~vidpop.features.popularity_features.PopularityFeatures`)."""
         c = self.config
         y = np.asarray(y, np.float64).ravel()
         if len(X) != len(y) or not len(y):
             raise VidpopError(f"gbdt_retrieval: {len(X)} training videos and {len(y)} targets")
-        frame = X.frame
-        self.columns_ = {col: str(frame[col].dtype) for col in frame.columns}
-        tab_cfg = TabularConfig(
+        self.columns_ = {col: str(X.frame[col].dtype) for col in X.frame.columns}
+        tabular = TabularConfig(
             svd_dim=c.svd_dim, embedding_pca=c.embedding_pca, tfidf_analyzer=c.tfidf_analyzer, seed=c.seed
         )
-        self.tabular_ = TabularFeaturizer(tab_cfg).fit(frame, X.emb)
-        self.retrieval_ = self.tags_ = None
-        names = list(self.tabular_.names_)
-        if c.retrieval:
-            tab = self.tabular_.transform(frame, X.emb)
-            self.stat_cols_ = [j for j, n in enumerate(self.tabular_.names_) if n.startswith("log1p_author_")]
-            times = _times(frame)
-            authors = frame["author_id"].astype(str).to_numpy() if "author_id" in frame else None
-            rf = RetrievalFeaturizer(RetrievalConfig(k=c.k, time_aware=times is not None))
-            rf.fit(
-                X.emb,
-                y,
-                frame["video_id"].astype(str).to_numpy(),
-                times,
-                authors,
-                tab[:, self.stat_cols_] if self.stat_cols_ else None,
-            )
-            self.retrieval_ = rf
-            names += rf.feature_names()
-            if "tags" in frame and frame["tags"].fillna("").astype(str).str.strip().ne("").any():
-                self.tags_ = TagTargetEncoder().fit(frame, y)
-                names += list(self.tags_.names_)
-        self.feature_names_ = names
+        cfg = PopularityFeaturesConfig(k=c.k, tabular=tabular, retrieval=c.retrieval, text_ridge=c.text_ridge)
+        self.pipeline_ = PopularityFeatures(cfg).fit(X.frame, X.emb, y)
+        self.feature_names_ = self.pipeline_.feature_names()
         return self
+
+    @property
+    def retrieval_(self) -> RetrievalFeaturizer | None:
+        """The k-NN featurizer over the training videos' title embeddings (None with retrieval off)."""
+        return self.pipeline_.retrieval_
 
     def _conform(self, frame: pd.DataFrame) -> pd.DataFrame:
         """The training frame's columns, a missing one as missing values (a new video has only some)."""
@@ -161,21 +131,10 @@ class GBDTRetrievalRegressor(_LightGBMBase):
 
     def features(self, X: VideoTable) -> np.ndarray:
         """The feature matrix (n, len(feature_names_)) of any videos, read-only on the fitted state."""
-        if not hasattr(self, "tabular_"):
+        if not hasattr(self, "pipeline_"):
             raise VidpopError("gbdt_retrieval is not fitted; call fit() first")
-        frame = self._conform(X.frame)
-        tab = self.tabular_.transform(frame, X.emb)
-        if self.retrieval_ is None:
-            return tab
-        rf = self.retrieval_
-        authors = frame["author_id"].astype(str).to_numpy() if "author_id" in frame else None
-        if authors is not None:
-            authors = np.where(frame["author_id"].isna().to_numpy(), "\0none", authors)
-        times = _query_times(frame) if rf.config.time_aware else None
-        blocks = [tab, rf.transform(X.emb, frame["video_id"].astype(str).to_numpy(), times, authors)]
-        if self.tags_ is not None:
-            blocks.append(self.tags_.transform(frame))
-        return np.concatenate(blocks, axis=1).astype(np.float32)
+        feats = self.pipeline_.transform(self._conform(X.frame), X.emb)
+        return feats.matrix().astype(np.float32)
 
     # ------------------------------------------------------------ estimator API
     def fit_booster(self, F: np.ndarray, y: np.ndarray) -> GBDTRetrievalRegressor:
@@ -238,23 +197,28 @@ class GBDTRetrievalRegressor(_LightGBMBase):
     # ------------------------------------------------------------ persistence
     def get_state(self) -> dict[str, Any]:
         state = super().get_state()
-        rf = state.get("retrieval_")
-        if rf is not None:  # the faiss index goes to its own file
-            copy = RetrievalFeaturizer(rf.config)
-            copy.__dict__.update({k: v for k, v in rf.__dict__.items() if k != "index_"})
-            state["retrieval_"] = copy
+        pipeline = state.get("pipeline_")
+        if pipeline is not None:  # the faiss indexes go to files of their own
+            copy = PopularityFeatures(pipeline.config)
+            copy.__dict__.update(pipeline.__dict__)
+            for name, rf in pipeline.faiss_indexes().items():
+                bare = RetrievalFeaturizer(rf.config)
+                bare.__dict__.update({k: v for k, v in rf.__dict__.items() if k != "index_"})
+                setattr(copy, f"{name}_", bare)
+            state["pipeline_"] = copy
         return state
 
     def write_files(self, out: Path) -> None:
-        if self.retrieval_ is not None:
-            import faiss
+        import faiss
 
-            faiss.write_index(self.retrieval_.index_, str(out / INDEX_FILE))
+        for name, rf in self.pipeline_.faiss_indexes().items():
+            faiss.write_index(rf.index_, str(out / f"{name}.faiss"))
 
     def read_files(self, src: Path) -> None:
-        if getattr(self, "retrieval_", None) is not None:
-            import faiss
+        import faiss
 
-            if not (src / INDEX_FILE).is_file():
-                raise VidpopError(f"model folder {src} is incomplete: missing {INDEX_FILE} — retrain it")
-            self.retrieval_.index_ = faiss.read_index(str(src / INDEX_FILE))
+        for name, rf in self.pipeline_.faiss_indexes().items():
+            path = src / f"{name}.faiss"
+            if not path.is_file():
+                raise VidpopError(f"model folder {src} is incomplete: missing {path.name} — retrain it")
+            rf.index_ = faiss.read_index(str(path))
