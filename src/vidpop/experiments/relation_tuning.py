@@ -25,23 +25,49 @@ from vidpop.training import metrics
 
 
 def suggest(trial: Any, base: RelationMTLConfig) -> RelationMTLConfig:
-    """One point of the search space, on top of ``base`` (use_relation and epochs stay as in base)."""
+    """One point of the search space (:data:`SPACE`) on top of ``base`` (use_relation and epochs stay)."""
+    sp = SPACE
     train = dataclasses.replace(
         base.train,
-        lr=trial.suggest_float("lr", 2e-4, 3e-3, log=True),
-        batch_size=trial.suggest_categorical("batch_size", [32, 64, 128]),
+        lr=trial.suggest_float("lr", *sp["lr"], log=True),
+        batch_size=trial.suggest_categorical("batch_size", list(sp["batch_size"])),
         weight_decay=0.0,  # γ·‖W‖² is the paper's regulariser; no second one
     )
     return dataclasses.replace(
         base,
-        hidden=trial.suggest_categorical("hidden", [32, 64, 128]),
-        encoder_layers=trial.suggest_int("encoder_layers", 2, 15),
-        dropout=trial.suggest_float("dropout", 0.0, 0.5),
-        aux_weight=trial.suggest_float("aux_weight", 0.05, 1.0, log=True),
-        l2_weight=trial.suggest_float("l2_weight", 1e-6, 1e-3, log=True),
-        head_skip=trial.suggest_categorical("head_skip", [True, False]),
+        hidden=trial.suggest_categorical("hidden", list(sp["hidden"])),
+        encoder_layers=trial.suggest_int("encoder_layers", *sp["encoder_layers"]),
+        dropout=trial.suggest_float("dropout", *sp["dropout"]),
+        aux_weight=trial.suggest_float("aux_weight", *sp["aux_weight"], log=True),
+        l2_weight=trial.suggest_float("l2_weight", *sp["l2_weight"], log=True),
+        head_skip=trial.suggest_categorical("head_skip", list(sp["head_skip"])),
         train=train,
     )
+
+
+#: the search space of :func:`suggest` (for :func:`base_params`): name -> allowed values or (lo, hi)
+SPACE: dict[str, tuple[Any, ...]] = {
+    "lr": (2e-4, 3e-3),
+    "batch_size": (32, 64, 128),
+    "hidden": (32, 64, 128),
+    "encoder_layers": (2, 15),
+    "dropout": (0.0, 0.5),
+    "aux_weight": (0.05, 1.0),
+    "l2_weight": (1e-6, 1e-3),
+    "head_skip": (True, False),
+}
+_CATEGORICAL = ("batch_size", "hidden", "head_skip")
+
+
+def base_params(base: RelationMTLConfig) -> dict[str, Any]:
+    """The parameters of ``base`` that lie inside the search space (enqueued as the first trial)."""
+    flat = {**dataclasses.asdict(base.train), **{f.name: getattr(base, f.name) for f in dataclasses.fields(base)}}
+    out = {}
+    for k, allowed in SPACE.items():
+        v = flat[k]
+        if (k in _CATEGORICAL and v in allowed) or (k not in _CATEGORICAL and allowed[0] <= v <= allowed[1]):
+            out[k] = v
+    return out
 
 
 def apply_params(base: RelationMTLConfig, params: dict[str, Any]) -> RelationMTLConfig:
@@ -95,6 +121,8 @@ def tune(
         return float(r2) if np.isfinite(r2) else -1e9
 
     study = optuna.create_study(direction="maximize", sampler=optuna.samplers.TPESampler(seed=seed))
+    # the base configuration is the first trial, so tuning never ends below the untuned model on validation
+    study.enqueue_trial(base_params(base))
     study.optimize(objective, n_trials=n_trials)
     bar.close()
     best = study.best_trial
