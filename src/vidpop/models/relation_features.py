@@ -19,7 +19,10 @@ Blocks (each optional, names in ``feature_names_``):
   Chinese, which the English MiniLM does not read), ``"minilm"`` (core ``dataset_features(ds,
   "title_minilm")`` rows passed in by the caller) or ``"none"``;
 * calendar of the release: month and weekday (sin/cos), year, days since 1970 / 3650;
-* numeric columns known at release (e.g. episodes, runtime), as log1p.
+* numeric columns known at release (e.g. episodes, runtime), as log1p;
+* franchise history (``franchise``): as-of target statistics of the most similar earlier titles by
+  character n-grams of the title — the previous seasons, films and dubs of the same series — and
+  title markers (``title_markers``: dub, film, sequel, OVA ...), see :mod:`relation_franchise`.
 
 As-of cast and staff statistics (beside the studio's), LightGBM at 7 d, seed 0 (decided on validation):
 validation R² .451 -> .465, test R² .287 -> .288, test Spearman .534 -> .562; kept. The trailing market
