@@ -95,3 +95,17 @@ def test_real_franchise_feature_is_an_earlier_season():
     earlier = v[v["title"].str.startswith("路人女主的养成方法") & (v["published_at"] < v.loc[fine, "published_at"])]
     assert raw.loc[fine, "fr_top1_target"] in set(np.log1p(earlier["views"].to_numpy(np.float64)))
     assert raw.loc[fine, "fr_max_sim"] > 0.5
+
+
+def test_episode_count_is_capped_at_what_a_season_announces():
+    """Regression (leak): the crawl's episode count of a long-running show (hundreds of episodes aired
+    after release) entered uncapped; the Bilibili preset now caps it at 26 (two cours)."""
+    assert exp.setup_for(BANGUMI).features.numeric_clip == {"episodes": 26}
+    frame = _frame().assign(episodes=[12, 1, 26, 26, 500])
+    cfg = WideFeatureConfig(
+        multi_hot={}, title="none", calendar=False, numeric=("episodes",), numeric_clip={"episodes": 26}
+    )
+    b = WideFeatureBuilder(cfg)
+    b.fit_transform(frame, np.zeros(5))
+    raw = b._numeric(frame)[:, 0]
+    assert raw[4] == raw[2] == pytest.approx(np.log1p(26)) and raw[0] == pytest.approx(np.log1p(12))

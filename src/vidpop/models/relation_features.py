@@ -75,6 +75,9 @@ class WideFeatureConfig:
     calendar: bool = True
     #: numeric columns known at release time (log1p-transformed)
     numeric: tuple[str, ...] = ()
+    #: upper caps of numeric columns before log1p (a count that keeps growing after release, e.g. the episodes
+    #: of a long-running show, only says at most this much 7 days before release)
+    numeric_clip: dict[str, float] = field(default_factory=dict)
     #: as-of target statistics of the most similar earlier titles (previous seasons; relation_franchise)
     franchise: bool = False
     franchise_k: int = 5
@@ -95,6 +98,10 @@ DATASET_PRESETS: dict[str, dict[str, Any]] = {
             "author_column": "studio",
             "stats_columns": ("cast", "staff"),
             "numeric": ("episodes",),
+            # the crawl's episode count of a long-running show grows with its success after release (a leak);
+            # capped at two cours, what a season announces. Validation R² (LightGBM, 3 seeds): uncapped .569,
+            # cap 26 .574, cap 13 .568, no episodes .446 (the value is film/special vs series, not the long run)
+            "numeric_clip": {"episodes": 26},
             "title": "none",
             "franchise": True,
         },
@@ -289,7 +296,8 @@ class WideFeatureBuilder:
         for c in self.config.numeric:
             if c not in frame:
                 raise VidpopError(f"numeric feature column '{c}' not in the data")
-            cols.append(np.log1p(np.clip(pd.to_numeric(frame[c], errors="coerce").to_numpy(np.float64), 0, None)))
+            x = pd.to_numeric(frame[c], errors="coerce").to_numpy(np.float64)
+            cols.append(np.log1p(np.clip(x, 0, self.config.numeric_clip.get(c))))
         return np.stack(cols, axis=1) if cols else np.zeros((len(frame), 0))
 
     def _franchise(self, frame: pd.DataFrame, fit: bool) -> np.ndarray:
