@@ -106,6 +106,7 @@ def ablation(
             (out / "ablation.md").write_text(exp.markdown_table(result) + "\n")
 
     result = exp.ablation(setup, names, seeds=seeds, on_horizon=write)
+    write(result)  # the complete result (with CPU seconds and load) after the last partial one
     table = exp.markdown_table(result)
     typer.echo(
         f"dataset {dataset}: {result['n_titles_dated']} dated titles, "
