@@ -95,3 +95,24 @@ def test_relation_train_folder_evaluates(tmp_path: Path) -> None:
     code, text = run("train", "relation_mtl", "--data", "bilibili_bangumi_series", "--split", "random", "--out",
                      tmp_path / "x")  # fmt: skip
     assert code == 2 and "--split random is not available" in text
+
+
+def test_relation_table_prints_a_saved_ablation_and_params_files_must_exist(tmp_path: Path) -> None:
+    row = {"r2": 0.4, "r2_std": 0.01, "r2_ensemble": 0.41, "val_r2": 0.6, "mae": 1.0, "mae_std": 0.0}
+    row |= {"spearman": 0.6, "spearman_std": 0.0}
+    result = {  # the shape `relation ablation --out` writes (synthetic numbers)
+        "dataset": "bilibili_bangumi_series",
+        "seeds": 1,
+        "cpu_seconds": 12.0,
+        "loadavg_1_5_15": [1.0, 1.0, 1.0],
+        "horizons": {
+            "7": {"train": 10, "val": 2, "test": 3, "best": "LightGBM",
+                  "rows": {"LightGBM": row, "DNN+RN+MTL": {**row, "val_r2": 0.5, "r2": 0.45}}},
+        },
+    }  # fmt: skip
+    (tmp_path / "ablation.json").write_text(json.dumps(result))
+    code, text = run("relation", "table", tmp_path / "ablation.json")
+    assert code == 0, text
+    assert "| 7 | 0.400 | 0.450 | LightGBM: 0.400 |" in text and "CPU 12 s" in text
+    code, text = run("relation", "ablation", "--lightgbm-params", tmp_path / "missing.json", "--horizons", "7")
+    assert code != 0 and "--lightgbm-params" in text

@@ -370,6 +370,19 @@ def test_ablation_runs_end_to_end_on_a_slice(slice_prep):
     h7, h360 = result["horizons"]["7"], result["horizons"]["360"]
     assert h7["train"] > h360["train"] and h7["test"] == h360["test"]  # longer horizon: less training data
     for info in result["horizons"].values():
-        assert set(info["rows"]) == {"DNN", "DNN+RN+MTL", "LightGBM"}
+        assert set(info["rows"]) == {"DNN", "DNN+RN+MTL", "LightGBM", "Ensemble"}
         assert all(np.isfinite(r["r2"]) and -1 <= r["spearman"] <= 1 for r in info["rows"].values())
-    assert "| 7 |" in exp.markdown_table(result)
+        # "best" is chosen by validation R², never by the test part
+        assert info["best"] == max(info["rows"], key=lambda k: info["rows"][k]["val_r2"])
+    assert "| 7 |" in exp.markdown_table(result) and "best (by validation R²)" in exp.markdown_table(result)
+
+
+@needs_bangumi
+def test_ensemble_row_is_the_mean_of_lightgbm_and_relation_predictions(slice_prep):
+    ds, setup, prep = slice_prep
+    result = exp.ablation(dataclasses.replace(setup, horizons=(180,)), ("LightGBM", "DNN+RN+MTL"), 1, False, ds)
+    rows = result["horizons"]["180"]["rows"]
+    a = exp._predict(exp.run_variant(prep, "LightGBM", setup, seed=0)[1], prep, prep.split.test)
+    b = exp._predict(exp.run_variant(prep, "DNN+RN+MTL", setup, seed=0)[1], prep, prep.split.test)
+    y = prep.y[prep.split.test, 0]
+    assert rows["Ensemble"]["r2"] == pytest.approx(1 - ((y - (a + b) / 2) ** 2).sum() / ((y - y.mean()) ** 2).sum())

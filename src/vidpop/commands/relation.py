@@ -6,16 +6,26 @@ import dataclasses
 import json
 from pathlib import Path
 
+import numpy as np
 import typer
 
 from vidpop.errors import VidpopError
 from vidpop.experiments import relation as exp
 from vidpop.experiments import relation_tuning as tuning
+from vidpop.models.config import merge_config
 
 NAME = "relation"
 app = typer.Typer(no_args_is_help=True)
 
 DATASETS = ("bilibili_bangumi_series", "netflix_engagement_reports")
+
+
+def _params(path: Path, option: str) -> dict:
+    """A tuning.json's best parameters, or a flat {name: value} JSON."""
+    if not path.exists():
+        raise VidpopError(f"{option}: {path} does not exist")
+    params = json.loads(path.read_text())
+    return params.get("best_params", params)
 
 
 def _setup(
@@ -27,6 +37,7 @@ def _setup(
     title: str | None,
     epochs: int | None,
     model_params: Path | None = None,
+    lightgbm_params: Path | None = None,
 ) -> exp.RelationSetup:
     if dataset not in DATASETS:
         raise VidpopError(f"--dataset must be one of {DATASETS}")
@@ -40,11 +51,12 @@ def _setup(
     if title:
         setup = dataclasses.replace(setup, features=dataclasses.replace(setup.features, title=title))
     if model_params:
-        if not model_params.exists():
-            raise VidpopError(f"--model-params: {model_params} does not exist")
-        params = json.loads(model_params.read_text())
-        params = params.get("best_params", params)  # a tuning.json or a flat {name: value}
-        setup = dataclasses.replace(setup, model=tuning.apply_params(setup.model, params))
+        setup = dataclasses.replace(
+            setup, model=tuning.apply_params(setup.model, _params(model_params, "--model-params"))
+        )
+    if lightgbm_params:
+        lgb = _params(lightgbm_params, "--lightgbm-params")
+        setup = dataclasses.replace(setup, lightgbm=merge_config(setup.lightgbm, lgb, strict=True))
     if epochs:
         m = setup.model
         setup = dataclasses.replace(
@@ -73,10 +85,15 @@ def ablation(
     model_params: Path | None = typer.Option(
         None, "--model-params", help="JSON of relation_mtl parameters (e.g. the tuning.json of `relation tune`)"
     ),
+    lightgbm_params: Path | None = typer.Option(
+        None, "--lightgbm-params", help="JSON of LightGBM parameters (e.g. the tuning.json of `relation tune-lightgbm`)"
+    ),
     out: Path | None = typer.Option(None, "--out", help="write ablation.json and ablation.md here"),
 ) -> None:
-    """DNN, DNN+MTL, DNN+RN+MTL and LightGBM at each horizon on one temporal split (R², MAE, Spearman)."""
-    setup = _setup(dataset, horizons, cutoff, n_related, same_category, title, epochs, model_params)
+    """DNN, DNN+MTL, DNN+RN+MTL and LightGBM at each horizon on one temporal split (R², MAE, Spearman);
+    with LightGBM and DNN+RN+MTL also their per-seed mean ("Ensemble"), and per horizon the model with the
+    best validation R² ("best")."""
+    setup = _setup(dataset, horizons, cutoff, n_related, same_category, title, epochs, model_params, lightgbm_params)
     names = tuple(v.strip() for v in variants.split(",") if v.strip())
     bad = [v for v in names if v not in (*exp.VARIANTS, "LightGBM")]
     if bad:
@@ -89,6 +106,7 @@ def ablation(
             (out / "ablation.md").write_text(exp.markdown_table(result) + "\n")
 
     result = exp.ablation(setup, names, seeds=seeds, on_horizon=write)
+    write(result)  # the complete result (with CPU seconds and load) after the last partial one
     table = exp.markdown_table(result)
     typer.echo(
         f"dataset {dataset}: {result['n_titles_dated']} dated titles, "
@@ -103,6 +121,17 @@ def ablation(
     typer.echo(table)
     if out:
         typer.echo(f"wrote {out / 'ablation.json'} and {out / 'ablation.md'}")
+
+
+@app.command("table")
+def table(
+    path: Path = typer.Argument(..., help="an ablation.json written by `relation ablation --out`"),
+) -> None:
+    """Print a saved ablation's tables (per horizon and model: validation and test R², MAE, Spearman;
+    the test-R² leaderboard with the model chosen by validation R²) without training anything."""
+    if not path.exists():
+        raise VidpopError(f"{path} does not exist (write it with `vidpop relation ablation --out DIR`)")
+    typer.echo(exp.markdown_table(json.loads(path.read_text())))
 
 
 @app.command("competitors")
@@ -175,6 +204,31 @@ def tune(
     typer.echo(f"validation R² of the chosen trial {result['best_val_r2']:.3f}")
     typer.echo(f"final model: validation R² {report['val_r2']:.3f}, test R² {report['r2']:.3f} (test read once)")
     typer.echo(f"saved -> {out} (config.json, tuning.json)")
+
+
+@app.command("tune-lightgbm")
+def tune_lightgbm(
+    out: Path = typer.Option(..., "--out", help="folder to write tuning.json"),
+    dataset: str = typer.Option("bilibili_bangumi_series", "--dataset", help=f"one of {', '.join(DATASETS)}"),
+    horizon: int = typer.Option(7, "--horizon", min=0, help="horizon in days"),
+    trials: int = typer.Option(40, "--trials", min=1, help="Optuna trials (fixed budget)"),
+    seed: int = typer.Option(0, "--seed", help="seed of the sampler and of every trial's training"),
+    cutoff: str | None = typer.Option(None, "--cutoff", help="test = released at/after this date"),
+) -> None:
+    """Tune the LightGBM baseline on the validation titles only (same features as the relation model);
+    pass the tuning.json to `relation ablation --lightgbm-params`. The test part is not read."""
+    setup = _setup(dataset, str(horizon), cutoff, 3, False, None, None)
+    ds = exp.load_dated(dataset)
+    prep = exp.prepare(ds, setup, horizon, exp.title_embeddings(ds, setup.features.title))
+    s = prep.split
+    x, y = prep.features, exp._target(prep, np.arange(len(prep.y)))[:, 0]
+    result = tuning.tune_lightgbm(x[s.train], y[s.train], x[s.val], y[s.val], setup.lightgbm, trials, seed)
+    result.update(dataset=dataset, horizon_days=horizon, split=s.sizes())
+    out.mkdir(parents=True, exist_ok=True)
+    (out / "tuning.json").write_text(json.dumps(result, indent=2, default=str))
+    typer.echo(f"{dataset}, horizon {horizon} d: {s.sizes()}; {trials} trials scored on validation only")
+    typer.echo("chosen: " + ", ".join(f"{k}={v}" for k, v in result["best_params"].items()))
+    typer.echo(f"validation R² {result['best_val_r2']:.3f} ({result['seconds']:.0f} s); saved -> {out / 'tuning.json'}")
 
 
 @app.command("train")
