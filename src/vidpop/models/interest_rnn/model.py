@@ -31,6 +31,7 @@ from vidpop.models.interest_rnn.batching import TextFeatures, item_documents, pa
 from vidpop.models.interest_rnn.network import InterestRNNNet, NetDims
 from vidpop.models.interest_rnn.objective import InterestObjective
 from vidpop.models.interest_rnn.topics import TopicConfig, UserTopicModel, decay_weights
+from vidpop.models.rec_baselines.torch_common import validation_ndcg
 from vidpop.models.recommender import RecData, Recommender, UserQuery
 from vidpop.models.registry import register_model
 from vidpop.training.loop import TrainConfig, fit_module
@@ -69,12 +70,15 @@ class InterestRNNConfig(ModelConfig):
     margin_sem: float = 0.3  # tau_1
     margin_rel: float = 0.5  # tau_2
     item_id_embedding: bool = True
+    id_input: bool = True  # GRU input T_x s_v + e_v (tied with the output side); False = T_x s_v (paper)
+    n_negatives: int = 1024  # 0 = full softmax in L_rec / L_cold; N = N uniform negatives shared by a batch
     dropout: float = 0.0  # on GRU inputs and outputs
     greedy: bool = True  # the paper's generation (feed each pick back); False = top-k of one softmax
     max_len: int = 50  # longest history fed to the GRU (last items kept)
     rel_top_k: int = 10  # Jaccard neighbours a positive is drawn from
     sem_batch: int = 256  # visual/text pairs per batch in L_sem
-    val_fraction: float = 0.02  # training users held out for early stopping
+    val_fraction: float = 0.02  # training users held out for early stopping when no validation item is given
+    val_users: int | None = 5000  # validation-item users drawn for early stopping (None = all)
     lda_max_docs: int = 5000  # user streams sampled to fit the LDA (its cost grows with them)
     lda_max_iter: int = 5
     lsa_dim: int = 128
@@ -89,6 +93,7 @@ class InterestRNN(Recommender):
     description = "dynamic interest RNN: semantic video embedding + LDA interests + Jaccard relevance + GRU (greedy)"
     Config = InterestRNNConfig
     capabilities = frozenset({"recommend", "from_text"})  # a text-only query takes the cold-start step
+    uses_validation = True  # leave-one-out: early stopping on the validation item (``fit(validation=...)``)
 
     @property
     def item_feature_kinds(self) -> tuple[str, ...]:
@@ -99,7 +104,15 @@ class InterestRNN(Recommender):
     def _build_module(self) -> InterestRNNNet:
         c = self.config
         return InterestRNNNet(
-            self.dims_, c.d_e, c.d_interest, c.hidden, c.use_semantic, c.item_id_embedding, c.decay, c.dropout
+            self.dims_,
+            c.d_e,
+            c.d_interest,
+            c.hidden,
+            c.use_semantic,
+            c.item_id_embedding,
+            c.decay,
+            c.dropout,
+            c.id_input,
         )
 
     # ------------------------------------------------------------------ fitting
@@ -130,7 +143,13 @@ class InterestRNN(Recommender):
         done("topics")
         users = np.flatnonzero(np.array([len(s) for s in data.sequences]) > 0)
         users = users[rng.permutation(len(users))]
-        n_val = round(len(users) * c.val_fraction) if len(users) >= 20 else 0
+        validation = kwargs.get("validation")
+        if validation is not None and len(validation.queries):  # held-out items: every user trains
+            validation = validation.subset(c.val_users, c.seed)
+            n_val = 0
+        else:  # no held-out items: a share of the users is held out and their loss monitored
+            validation = None
+            n_val = round(len(users) * c.val_fraction) if len(users) >= 20 else 0
         train_u, val_u = np.sort(users[n_val:]), np.sort(users[:n_val])
         rel = self._relevance_sampler(data, rng) if c.use_relevance else None
         done("relevance")
@@ -160,21 +179,39 @@ class InterestRNN(Recommender):
         done("tensors")
         bar.close()
 
-        t0, cpu0 = time.perf_counter(), time.process_time()
+        clock = [0.0, 0.0]
+        spent: list[tuple[float, float]] = []  # wall and CPU seconds of each epoch's training steps
+
+        def start(epoch: int) -> None:
+            objective.on_epoch_start(epoch)
+            clock[:] = [time.perf_counter(), time.process_time()]
+
+        def after(module: torch.nn.Module, epoch: int) -> dict[str, float]:
+            spent.append((time.perf_counter() - clock[0], time.process_time() - clock[1]))
+            times = {"train_seconds": spent[-1][0], "train_cpu_seconds": spent[-1][1]}
+            if validation is None:
+                return times
+            scores = validation_ndcg(self, validation)
+            # the loop keeps the weights of the lowest ``val_loss``: here 1 - validation NDCG@10
+            return {**scores, "val_loss": 1.0 - scores["val_NDCG@10"], **times}
+
         hist = fit_module(
             net,
             objective,
             {"user": train_u},
             {"user": val_u} if len(val_u) else None,
             c.train,
-            on_epoch_start=objective.on_epoch_start,
+            epoch_callback=after,
+            on_epoch_start=start,
         )
         self.history_ = hist.as_dict()
         self.epochs_run_ = len(hist.epochs)
-        self.seconds_per_epoch_ = (time.perf_counter() - t0) / max(len(hist.epochs), 1)
-        self.timings_["seconds_per_epoch"] = self.seconds_per_epoch_
+        self.best_epoch_ = hist.best_epoch
+        # training steps only (the validation passes are not counted), as the sequential baselines report
+        self.seconds_per_epoch_ = float(np.mean([w for w, _ in spent])) if spent else None
+        self.timings_["seconds_per_epoch"] = self.seconds_per_epoch_ or 0.0
         # CPU seconds of all threads: on a shared machine wall time measures the neighbours too
-        self.timings_["cpu_seconds_per_epoch"] = (time.process_time() - cpu0) / max(len(hist.epochs), 1)
+        self.timings_["cpu_seconds_per_epoch"] = float(np.mean([p for _, p in spent])) if spent else 0.0
         return self
 
     def _visual(self, data: RecData) -> tuple[np.ndarray, np.ndarray]:
@@ -291,7 +328,7 @@ class InterestRNN(Recommender):
         for start in range(0, len(queries), batch_size):
             chunk = queries[start : start + batch_size]
             h, emb, sums, totals = self._start_states(chunk)
-            targets = m.item_targets(emb)
+            targets, inputs = m.item_targets(emb), m.item_inputs(emb)
             banned = torch.zeros(len(chunk), self.dims_.n_items, dtype=torch.bool)
             if exclude_seen:
                 for i, q in enumerate(chunk):
@@ -309,6 +346,6 @@ class InterestRNN(Recommender):
                 if sums is not None and totals is not None:
                     sums, totals = sums * fade + m.item_topics[pick], totals * fade + 1.0
                     interests = sums / totals[:, None]
-                h = m.step(m.step_inputs(emb[pick], interests), h)
+                h = m.step(m.step_inputs(inputs[pick], interests), h)
             result.append(torch.stack(picks, 1).numpy())
         return np.concatenate(result) if result else np.zeros((0, k), np.int64)
