@@ -156,12 +156,17 @@ def test_training_decreases_loss_and_learns_structure(fitted: InterestRNN, data:
     assert all(base <= i < base + PER_CLUSTER for i in top)
 
 
-def test_greedy_generation_never_repeats_and_excludes_seen(fitted: InterestRNN, data: RecData) -> None:
+@pytest.mark.parametrize("greedy", [True, False])
+def test_generation_never_repeats_and_excludes_seen(fitted: InterestRNN, data: RecData, greedy: bool) -> None:
     hist = data.sequences[0][:4]
-    recs = fitted.recommend([UserQuery(history=hist)], k=20)[0]
+    fitted.config.greedy = greedy  # the paper's greedy generation, and top-k of one softmax (the default)
+    try:
+        recs = fitted.recommend([UserQuery(history=hist)], k=20)[0]
+        with_seen = fitted.recommend([UserQuery(history=hist)], k=20, exclude_seen=False)[0]
+    finally:
+        fitted.config.greedy = False
     assert len(set(recs.tolist())) == 20
     assert not set(recs.tolist()) & set(hist.tolist())
-    with_seen = fitted.recommend([UserQuery(history=hist)], k=20, exclude_seen=False)[0]
     assert len(set(with_seen.tolist())) == 20
 
 

@@ -1,10 +1,13 @@
 """The torch network of ``interest_rnn``: item embeddings, the GRU and the softmax over the corpus.
 
-The GRU input at step ``t`` is ``T_x s_{v_t} (+) T_u u_t``: the interest embedding of the ``t``-th
-watched video concatenated with the user's topic interest ``u_t``, the time-decayed mean (Eq. 2) of
-the topics of ``v_1 .. v_t`` seen from the time of ``v_t``. Both parts read only interactions up to
-step ``t``, so the output at step ``t``, which predicts ``v_{t+1}``, never sees ``v_{t+1}`` or later; and
-it is computed by the same :meth:`InterestRNNNet.histories` at training and at prediction time.
+The GRU input at step ``t`` is ``(T_x s_{v_t} + e_{v_t}) (+) T_u u_t``: the interest embedding of the
+``t``-th watched video plus its learnt item vector ``e_v`` (the same vector as on the output side; the
+paper's input ``T_x s_v`` alone with ``id_input=False``: content alone cannot tell apart two videos
+with similar titles and covers), concatenated with the user's topic interest ``u_t``, the
+time-decayed mean (Eq. 2) of the topics of ``v_1 .. v_t`` seen from the time of ``v_t``. Both parts
+read only interactions up to step ``t``, so the output at step ``t``, which predicts ``v_{t+1}``, never
+sees ``v_{t+1}`` or later; and it is computed by the same :meth:`InterestRNNNet.histories` at training
+and at prediction time.
 
 A cold-start user (text only) is one GRU step on ``e_none (+) T_u u_text``: a learned "no video" slot
 beside the interest of the user's text stream. Scores of the next video against every item:

@@ -4,7 +4,9 @@
 ``L = L_rec + l_cold L_cold + l1 L_sem + l2 L_int + l3 L_rel + l4 ||theta||^2``:
 
 * ``L_rec``: mean negative log-likelihood of every next video ``v_{t+1}`` from the GRU output at step
-  ``t`` under a full softmax over the corpus. Every prefix of every user is a training example (the
+  ``t``: in training against ``n_negatives`` uniform negatives shared by the batch (sampled softmax,
+  own target masked; only the batch's items are embedded), with ``n_negatives=0`` and in evaluation
+  under the full softmax over the corpus. Every prefix of every user is a training example (the
   paper's "sessions"), all in one packed GRU pass: the input at step ``t`` (video ``v_t`` and the
   decayed interest ``u_t`` of ``v_1..v_t``) never contains the video it predicts.
 * ``L_cold``: the cold-start path (text only) trained the way it is used: one GRU step on the "no
