@@ -73,6 +73,7 @@ def small_model(epochs: int = 30, **overrides) -> InterestRNN:
         n_topics=4,
         lda_max_iter=5,
         cold_fraction=1.0,  # 160 SYNTHETIC users: every one of them trains the text-only step too
+        dropout=0.0,  # a 16-wide model on 160 SYNTHETIC users needs no regularising
         train=TrainConfig(epochs=epochs, batch_size=32, lr=1e-2, optimizer="adam", patience=0, progress=False),
     )
     cfg.update(overrides)

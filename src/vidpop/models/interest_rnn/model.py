@@ -86,7 +86,7 @@ class InterestRNNConfig(ModelConfig):
     item_id_embedding: bool = True
     id_input: bool = True  # GRU input T_x s_v + e_v (tied with the output side); False = T_x s_v (paper)
     n_negatives: int = 1024  # 0 = full softmax in L_rec / L_cold; N = N uniform negatives shared by a batch
-    dropout: float = 0.0  # on GRU inputs and outputs
+    dropout: float = 0.2  # on GRU inputs and outputs (validation HR@10 .084 against .080 without)
     greedy: bool = False  # True = the paper's generation (feed each pick back); False = top-k of one softmax
     max_len: int = 50  # longest history fed to the GRU (last items kept)
     rel_top_k: int = 10  # Jaccard neighbours a positive is drawn from
