@@ -23,6 +23,10 @@ leave-one-out *validation* items (5,000 of them; never the test item), departing
 * Adam at lr 3e-3, batches of 256 users (~195 steps per epoch), early stopping on the validation
   item's NDCG@10 (:func:`practical_train_config`). The paper's SGD at lr 0.001 is
   :func:`paper_train_config`.
+
+Leave-one-out test on all 50,000 MicroLens users with these defaults (read once): HR@10 .0585,
+NDCG@10 .0309 after 17 epochs (``benchmarks/results/loo_interest_rnn.json``; SASRec .0687 / .0381).
+Validation was higher (.084 / .045 on 5,000 users) than test by more than SASRec's gap.
 """
 
 from __future__ import annotations
