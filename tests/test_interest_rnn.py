@@ -73,6 +73,7 @@ def small_model(epochs: int = 30, **overrides) -> InterestRNN:
         n_topics=4,
         lda_max_iter=5,
         cold_fraction=1.0,  # 160 SYNTHETIC users: every one of them trains the text-only step too
+        dropout=0.0,  # a 16-wide model on 160 SYNTHETIC users needs no regularising
         train=TrainConfig(epochs=epochs, batch_size=32, lr=1e-2, optimizer="adam", patience=0, progress=False),
     )
     cfg.update(overrides)
@@ -156,12 +157,17 @@ def test_training_decreases_loss_and_learns_structure(fitted: InterestRNN, data:
     assert all(base <= i < base + PER_CLUSTER for i in top)
 
 
-def test_greedy_generation_never_repeats_and_excludes_seen(fitted: InterestRNN, data: RecData) -> None:
+@pytest.mark.parametrize("greedy", [True, False])
+def test_generation_never_repeats_and_excludes_seen(fitted: InterestRNN, data: RecData, greedy: bool) -> None:
     hist = data.sequences[0][:4]
-    recs = fitted.recommend([UserQuery(history=hist)], k=20)[0]
+    fitted.config.greedy = greedy  # the paper's greedy generation, and top-k of one softmax (the default)
+    try:
+        recs = fitted.recommend([UserQuery(history=hist)], k=20)[0]
+        with_seen = fitted.recommend([UserQuery(history=hist)], k=20, exclude_seen=False)[0]
+    finally:
+        fitted.config.greedy = False
     assert len(set(recs.tolist())) == 20
     assert not set(recs.tolist()) & set(hist.tolist())
-    with_seen = fitted.recommend([UserQuery(history=hist)], k=20, exclude_seen=False)[0]
     assert len(set(with_seen.tolist())) == 20
 
 
@@ -302,3 +308,83 @@ def test_length_bucketed_gru_equals_one_packed_pass() -> None:
     g_ref = torch.autograd.grad((ref**2).sum() + ref_last.sum(), params)
     for a, b in zip(g, g_ref, strict=True):
         torch.testing.assert_close(a, b, rtol=1e-4, atol=1e-6)
+
+
+def test_gru_input_depends_on_the_item_id_embedding(fitted: InterestRNN) -> None:
+    """The input side carries the learnt item vector ``e_v`` too (tied with the output side): changing
+    one item's ``e_v`` changes the state after a history containing it (and only with ``id_input``)."""
+    m = fitted.module_
+    m.eval()
+    seq, tim, lens = _padded(fitted, [np.array([1, 2, 3])])
+    with torch.no_grad():
+        emb = m.item_interest(m.item_semantic())
+        _, before = m.histories(seq, tim, lens, emb)
+        saved = m.item_id.weight[2].clone()
+        m.item_id.weight[2] += 1.0
+        _, after = m.histories(seq, tim, lens, emb)
+        m.id_input = False
+        _, content_only = m.histories(seq, tim, lens, emb)
+        m.item_id.weight[2] -= 1.0
+        _, content_only_back = m.histories(seq, tim, lens, emb)
+        m.id_input = True
+        m.item_id.weight[2] = saved
+    assert not torch.allclose(before, after)
+    assert torch.allclose(content_only, content_only_back)
+
+
+def test_sampled_loss_with_every_item_as_negative_is_the_full_softmax(fitted: InterestRNN) -> None:
+    m = fitted.module_
+    m.eval()
+    torch.manual_seed(0)
+    h = torch.randn(7, fitted.config.hidden)
+    nxt = torch.randint(0, fitted.dims_.n_items, (7,))
+    with torch.no_grad():
+        targets = m.item_targets(m.item_interest(m.item_semantic()))
+        full = m.next_item_loss(h, targets, nxt)
+        sampled = m.next_item_loss(h, targets, nxt, torch.arange(fitted.dims_.n_items))
+        fewer = m.next_item_loss(h, targets, nxt, torch.arange(10))
+    assert float(sampled) == pytest.approx(float(full), rel=1e-5)
+    assert float(fewer) < float(full)  # fewer competitors, smaller loss
+
+
+def test_batch_item_table_equals_the_full_one_on_its_items(fitted: InterestRNN) -> None:
+    m = fitted.module_
+    items = torch.tensor([0, 3, 5, 17, 40])
+    with torch.no_grad():
+        full = m.item_interest(m.item_semantic())
+        part = m.batch_item_interest(items)
+    assert torch.allclose(part[items], full[items], atol=1e-6)
+    assert float(part[[1, 2, 4]].abs().sum()) == 0.0
+
+
+def test_sampled_negatives_train_and_learn(data: RecData) -> None:
+    model = small_model(n_negatives=16).fit(data)
+    losses = [e["train_loss"] for e in model.history_["epochs"]]
+    assert losses[-1] < losses[0]
+    q = [UserQuery(history=s[:-1], times=None) for s in data.sequences[:40]]
+    hits = np.mean([s[-1] in r for s, r in zip(data.sequences[:40], model.recommend(q, k=5), strict=True)])
+    assert hits > 0.5  # SYNTHETIC cyclic clusters: the next video is predictable
+
+
+def test_early_stopping_reads_the_validation_item(data: RecData) -> None:
+    """With the protocol's validation items every user trains, and each epoch is scored by HR/NDCG@10
+    of those items (the kept epoch is the best validation NDCG); without them the old held-out-user
+    loss is monitored."""
+    from vidpop.training.rec_protocol import RecValidation
+
+    assert InterestRNN.uses_validation
+    val = RecValidation(
+        [UserQuery(history=s[:-1], times=None) for s in data.sequences[:50]],
+        [np.array([s[-1]]) for s in data.sequences[:50]],
+    )
+    tc = TrainConfig(epochs=6, batch_size=32, lr=1e-2, optimizer="adam", patience=2, progress=False)
+    model = small_model(val_fraction=0.5, train=tc).fit(data, validation=val)
+    epochs = model.history_["epochs"]
+    assert all("val_NDCG@10" in e and "val_HR@10" in e for e in epochs)
+    best = int(np.argmax([e["val_NDCG@10"] for e in epochs]))
+    assert model.best_epoch_ == best
+    assert all(e["val_loss"] == pytest.approx(1.0 - e["val_NDCG@10"]) for e in epochs)
+    # no users were held out: the monitored loss is not the held-out users' loss
+    assert "val_rec" not in epochs[0]
+    old = small_model(epochs=2, val_fraction=0.5).fit(data)
+    assert "val_rec" in old.history_["epochs"][0] and "val_NDCG@10" not in old.history_["epochs"][0]

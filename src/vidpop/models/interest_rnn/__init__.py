@@ -2,7 +2,7 @@
 
 Modules: :mod:`.semantic` (text/visual video embedding, contrastive loss), :mod:`.topics` (LDA user
 interests with time decay), :mod:`.relevance` (Jaccard neighbours, triplet loss), :mod:`.network`
-(GRU + softmax), :mod:`.model` (the estimator: losses, training, greedy generation), :mod:`.static`.
+(GRU + softmax), :mod:`.model` (the estimator: losses, training, top-k or greedy generation), :mod:`.static`.
 Importing this package registers both models.
 """
 
@@ -27,7 +27,7 @@ def ablation_variants() -> dict[str, tuple[str, dict[str, Any]]]:
 
 #: what ``vidpop rec tables`` reads (see the notes in :mod:`vidpop.training.rec_protocol`)
 ABLATIONS: dict[str, tuple[str, dict[str, Any]]] = ablation_variants()
-#: cold start: the full model, queried with text only (topics -> interest token -> greedy generation)
+#: cold start: the full model, queried with text only (topics -> interest token -> recommendations)
 COLD_START: tuple[str, dict[str, Any]] = ("interest_rnn", {})
 SINGLE: tuple[str, dict[str, Any]] = ABLATIONS["full"]
 

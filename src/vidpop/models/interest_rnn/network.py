@@ -1,10 +1,13 @@
 """The torch network of ``interest_rnn``: item embeddings, the GRU and the softmax over the corpus.
 
-The GRU input at step ``t`` is ``T_x s_{v_t} (+) T_u u_t``: the interest embedding of the ``t``-th
-watched video concatenated with the user's topic interest ``u_t``, the time-decayed mean (Eq. 2) of
-the topics of ``v_1 .. v_t`` seen from the time of ``v_t``. Both parts read only interactions up to
-step ``t``, so the output at step ``t``, which predicts ``v_{t+1}``, never sees ``v_{t+1}`` or later; and
-it is computed by the same :meth:`InterestRNNNet.histories` at training and at prediction time.
+The GRU input at step ``t`` is ``(T_x s_{v_t} + e_{v_t}) (+) T_u u_t``: the interest embedding of the
+``t``-th watched video plus its learnt item vector ``e_v`` (the same vector as on the output side; the
+paper's input ``T_x s_v`` alone with ``id_input=False``: content alone cannot tell apart two videos
+with similar titles and covers), concatenated with the user's topic interest ``u_t``, the
+time-decayed mean (Eq. 2) of the topics of ``v_1 .. v_t`` seen from the time of ``v_t``. Both parts
+read only interactions up to step ``t``, so the output at step ``t``, which predicts ``v_{t+1}``, never
+sees ``v_{t+1}`` or later; and it is computed by the same :meth:`InterestRNNNet.histories` at training
+and at prediction time.
 
 A cold-start user (text only) is one GRU step on ``e_none (+) T_u u_text``: a learned "no video" slot
 beside the interest of the user's text stream. Scores of the next video against every item:
@@ -22,7 +25,7 @@ from torch.nn.utils.rnn import pack_padded_sequence, pad_packed_sequence
 
 from vidpop.models.interest_rnn.semantic import SemanticEmbedding
 from vidpop.models.interest_rnn.topics import causal_decay_weights
-from vidpop.models.rec_baselines.torch_common import full_softmax_ce
+from vidpop.models.rec_baselines.torch_common import full_softmax_ce, sampled_softmax_ce
 
 
 @dataclass
@@ -45,9 +48,11 @@ class InterestRNNNet(nn.Module):
         item_id_embedding: bool,
         decay: float = 0.1,
         dropout: float = 0.0,
+        id_input: bool = True,
     ) -> None:
         super().__init__()
         self.dims, self.decay = dims, decay
+        self.id_input = id_input and item_id_embedding
         self.sem = SemanticEmbedding(dims.d_text, dims.d_visual, d_e) if use_semantic else None
         self.T_x = nn.Linear(d_e if use_semantic else dims.d_text, d_interest)
         self.T_u = nn.Linear(dims.n_topics, d_interest) if dims.n_topics else None
@@ -81,6 +86,18 @@ class InterestRNNNet(nn.Module):
 
     def item_interest(self, semantic: torch.Tensor) -> torch.Tensor:
         return self.T_x(semantic)
+
+    def batch_item_interest(self, items: torch.Tensor) -> torch.Tensor:
+        """``T_x s_i`` of the sorted unique ``items`` only, scattered into an ``(n_items, d)`` table
+        (zero rows elsewhere): a training batch touches a few thousand of the ~20k items, and the
+        semantic projections of all of them were most of a small batch's cost."""
+        rows = self.item_interest(self.item_semantic(items))
+        return rows.new_zeros(self.dims.n_items, rows.shape[1]).index_copy(0, items, rows)
+
+    def item_inputs(self, item_emb: torch.Tensor) -> torch.Tensor:
+        """Input-side item vectors: ``T_x s_i + e_i`` (tied with the output side) with ``id_input``,
+        else the content part ``T_x s_i`` alone (the paper's input)."""
+        return self.item_targets(item_emb) if self.id_input else item_emb
 
     def item_targets(self, item_emb: torch.Tensor) -> torch.Tensor:
         """Output-side item vectors ``T_x s_i + e_i`` (computed once per batch, shared by all steps)."""
@@ -117,8 +134,9 @@ class InterestRNNNet(nn.Module):
         self, seq: torch.Tensor, times: torch.Tensor, lens: torch.Tensor, item_emb: torch.Tensor
     ) -> tuple[torch.Tensor, torch.Tensor]:
         """GRU outputs ``(B, L, hidden)`` (output ``t`` has read ``v_1..v_t`` and predicts ``v_{t+1}``)
-        and the last state ``(B, hidden)`` of each history (lengths >= 1). Packed: no work on padding."""
-        x = self.drop(self.history_inputs(seq, times, lens, item_emb))
+        and the last state ``(B, hidden)`` of each history (lengths >= 1). Packed: no work on padding.
+        ``item_emb`` is the content table ``T_x s_i``; the inputs add ``e_i`` (:meth:`item_inputs`)."""
+        x = self.drop(self.history_inputs(seq, times, lens, self.item_inputs(item_emb)))
         return packed_gru_by_length(self.gru, x, lens)
 
     def step(self, inputs: torch.Tensor, h: torch.Tensor | None = None) -> torch.Tensor:
@@ -130,10 +148,16 @@ class InterestRNNNet(nn.Module):
         """Next-video scores ``(N, n_items)`` of GRU states ``h (N, hidden)`` (``targets``: :meth:`item_targets`)."""
         return self.W_o(self.drop(h)) @ targets.T + self.item_bias
 
-    def next_item_loss(self, h: torch.Tensor, targets: torch.Tensor, nxt: torch.Tensor) -> torch.Tensor:
-        """Mean cross-entropy of the next videos ``nxt`` under the full softmax of :meth:`logits`,
-        exact but chunked (the (N, n_items) logit matrix is never built whole)."""
-        return full_softmax_ce(self.W_o(self.drop(h)), targets, nxt, self.item_bias)
+    def next_item_loss(
+        self, h: torch.Tensor, targets: torch.Tensor, nxt: torch.Tensor, negatives: torch.Tensor | None = None
+    ) -> torch.Tensor:
+        """Mean cross-entropy of the next videos ``nxt``: under the full softmax of :meth:`logits`, exact
+        but chunked (the (N, n_items) logit matrix is never built whole), or with ``negatives`` (item
+        indices shared by every row) against those only (sampled softmax, own target masked)."""
+        q = self.W_o(self.drop(h))
+        if negatives is None:
+            return full_softmax_ce(q, targets, nxt, self.item_bias)
+        return sampled_softmax_ce(q, targets, nxt, negatives, self.item_bias)
 
     def l2(self) -> torch.Tensor:
         """``||theta||^2`` over every trainable parameter (the paper's lambda_4 term)."""

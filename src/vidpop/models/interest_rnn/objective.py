@@ -4,7 +4,9 @@
 ``L = L_rec + l_cold L_cold + l1 L_sem + l2 L_int + l3 L_rel + l4 ||theta||^2``:
 
 * ``L_rec``: mean negative log-likelihood of every next video ``v_{t+1}`` from the GRU output at step
-  ``t`` under a full softmax over the corpus. Every prefix of every user is a training example (the
+  ``t``: in training against ``n_negatives`` uniform negatives shared by the batch (sampled softmax,
+  own target masked; only the batch's items are embedded), with ``n_negatives=0`` and in evaluation
+  under the full softmax over the corpus. Every prefix of every user is a training example (the
   paper's "sessions"), all in one packed GRU pass: the input at step ``t`` (video ``v_t`` and the
   decayed interest ``u_t`` of ``v_1..v_t``) never contains the video it predicts.
 * ``L_cold``: the cold-start path (text only) trained the way it is used: one GRU step on the "no
@@ -80,7 +82,13 @@ class InterestObjective:
         return contrastive_hinge(e_t[:k], e_v[:k], e_t[k:], e_v[k:], self.c.margin_sem)
 
     def _cold_loss(
-        self, m: InterestRNNNet, s: torch.Tensor, t: torch.Tensor, n: torch.Tensor, targets: torch.Tensor
+        self,
+        m: InterestRNNNet,
+        s: torch.Tensor,
+        t: torch.Tensor,
+        n: torch.Tensor,
+        targets: torch.Tensor,
+        neg: torch.Tensor | None = None,
     ) -> torch.Tensor | None:
         # a quarter of the users (by default) is enough for the one-step path; the full softmax is the cost
         keep = torch.rand(len(n)) < self.c.cold_fraction if m.training else torch.arange(len(n)) % 4 == 0
@@ -94,14 +102,41 @@ class InterestObjective:
         assert interests is not None
         rows = torch.arange(len(n))
         h = m.step(m.cold_inputs(interests[rows, pick], len(n)))
-        return m.next_item_loss(h, targets, s[rows, pick + 1])
+        return m.next_item_loss(h, targets, s[rows, pick + 1], neg)
 
     # ------------------------------------------------------------------ the loss
+    def _partners(self, u: torch.Tensor, training: bool) -> tuple[torch.Tensor, torch.Tensor] | None:
+        """Anchors of the relevance triplet in this batch (mask) and their partners (positives, then
+        negatives): a random ``rel_fraction`` of the batch's anchors per step (every 4th in evaluation);
+        the partners' GRU passes were ~40 % of a batch when every anchor had its pair recomputed."""
+        if self.triplets is None or not self.c.lambda_rel:
+            return None
+        ok = self.triplets[2][u]
+        ok &= torch.rand(len(u)) < self.c.rel_fraction if training else torch.arange(len(u)) % 4 == 0
+        if not ok.any():
+            return None
+        return ok, torch.cat([self.triplets[0][u[ok]], self.triplets[1][u[ok]]])
+
+    def _item_table(
+        self, m: InterestRNNNet, s: torch.Tensor, more: torch.Tensor | None
+    ) -> tuple[torch.Tensor, torch.Tensor | None]:
+        """The content table ``T_x s_i`` and the shared negatives of the sampled loss. In training with
+        ``n_negatives`` only the batch's items (histories, relevance partners, negatives) are embedded;
+        otherwise (full softmax, evaluation) every item is."""
+        n_items, n_neg = m.dims.n_items, self.c.n_negatives
+        if not (m.training and 0 < n_neg < n_items):
+            return m.item_interest(m.item_semantic()), None
+        neg = torch.randint(0, n_items, (n_neg,))
+        parts = [s.flatten(), neg] + ([self.seq[more].flatten()] if more is not None else [])
+        items = torch.unique(torch.cat(parts))  # sorted
+        return m.batch_item_interest(items[items < n_items]), neg
+
     def __call__(self, m: InterestRNNNet, batch: dict[str, torch.Tensor]) -> tuple[torch.Tensor, dict[str, float]]:
         c = self.c
         u = batch["user"]
         s, t, n = self._users(u)
-        emb = m.item_interest(m.item_semantic())  # every item once per batch: the full softmax needs them
+        rel = self._partners(u, m.training)
+        emb, neg = self._item_table(m, s, rel[1] if rel is not None else None)
         targets = m.item_targets(emb)
         out, last = m.histories(s, t, n, emb)
         steps = torch.arange(s.shape[1])
@@ -109,10 +144,10 @@ class InterestObjective:
         total = out.new_zeros(())
         logs: dict[str, float] = {}
         if predicts.any():
-            l_rec = m.next_item_loss(out[:, :-1][predicts], targets, s[:, 1:][predicts])
+            l_rec = m.next_item_loss(out[:, :-1][predicts], targets, s[:, 1:][predicts], neg)
             total, logs["rec"] = total + l_rec, float(l_rec.detach())
         if c.lambda_cold:
-            l_cold = self._cold_loss(m, s, t, n, targets)
+            l_cold = self._cold_loss(m, s, t, n, targets, neg)
             if l_cold is not None:
                 total, logs["cold"] = total + c.lambda_cold * l_cold, float(l_cold.detach())
         if c.use_semantic and self.n_visual >= 2 and c.lambda_sem:
@@ -125,17 +160,12 @@ class InterestObjective:
             video_side = w @ torch.cat([emb, emb.new_zeros(1, emb.shape[1])])[s]  # T_x of the decayed mean
             l_int = interest_distance(user_side[valid], video_side[valid])
             total, logs["int"] = total + c.lambda_int * l_int, float(l_int.detach())
-        if self.triplets is not None and c.lambda_rel:
-            ok = self.triplets[2][u]
-            # a random share of the batch's anchors per step (every 4th in evaluation): the partners'
-            # GRU passes were ~40 % of a batch when every anchor had its pair recomputed
-            ok &= torch.rand(len(u)) < c.rel_fraction if m.training else torch.arange(len(u)) % 4 == 0
-            if ok.any():
-                who = torch.cat([self.triplets[0][u[ok]], self.triplets[1][u[ok]]])
-                _, r_last = m.histories(*self._users(who), emb)
-                k = int(ok.sum())
-                l_rel = relevance.triplet_hinge(last[ok], r_last[:k], r_last[k:], c.margin_rel)
-                total, logs["rel"] = total + c.lambda_rel * l_rel, float(l_rel.detach())
+        if rel is not None:
+            ok, who = rel
+            _, r_last = m.histories(*self._users(who), emb)
+            k = int(ok.sum())
+            l_rel = relevance.triplet_hinge(last[ok], r_last[:k], r_last[k:], c.margin_rel)
+            total, logs["rel"] = total + c.lambda_rel * l_rel, float(l_rel.detach())
         if c.lambda_l2:
             total = total + c.lambda_l2 * m.l2()
         if m.training and self.bar is not None:

@@ -25,7 +25,6 @@ from typing import Any
 
 import numpy as np
 import torch
-import torch.nn.functional as F
 from torch import nn
 
 from vidpop.models.config import ModelConfig
@@ -34,6 +33,7 @@ from vidpop.models.rec_baselines.torch_common import (
     full_softmax_ce,
     query_windows,
     rec_train_config,
+    sampled_softmax_ce,
 )
 from vidpop.models.recommender import RecData, UserQuery
 from vidpop.models.registry import register_model
@@ -124,17 +124,13 @@ def sampled_ce_loss(
     module: nn.Module, batch: dict[str, torch.Tensor], n_negatives: int, neg: torch.Tensor | None = None
 ) -> tuple[torch.Tensor, dict[str, float]]:
     """Cross-entropy of the next item against ``n_negatives`` items drawn uniformly per batch and
-    shared by every target slot (Klenitskiy & Vasilev 2023). Uniform draws need no logQ correction
-    (it is the same constant for every candidate); a draw equal to a slot's own target is masked."""
+    shared by every target slot (:func:`~vidpop.models.rec_baselines.torch_common.sampled_softmax_ce`)."""
     h = module.encode(batch["seq"], batch["seg"], batch["pos"])
     keep = batch["target"] > 0
     h, target = h[keep], batch["target"][keep]
     if neg is None:  # shifted item ids (1..n_items), like the targets
         neg = torch.randint(1, module.n_items + 1, (n_negatives,))
-    pos_logit = (h * module.items(target)).sum(-1, keepdim=True)
-    neg_logits = (h @ module.items(neg).T).masked_fill(target[:, None] == neg[None], float("-inf"))
-    logits = torch.cat([pos_logit, neg_logits], 1)
-    return F.cross_entropy(logits, torch.zeros(len(target), dtype=torch.long)), {}
+    return sampled_softmax_ce(h, module.items.weight, target, neg), {}
 
 
 def sasrec_loss(module: nn.Module, batch: dict[str, torch.Tensor]) -> tuple[torch.Tensor, dict[str, float]]:

@@ -17,6 +17,7 @@ from typing import Any
 
 import numpy as np
 import torch
+import torch.nn.functional as F
 from torch import nn
 
 from vidpop.models.rec_baselines.common import FittedItems
@@ -106,6 +107,24 @@ def full_softmax_ce(
 ) -> torch.Tensor:
     """``F.cross_entropy(h @ weight.T + bias, target)`` (mean over rows), exact, chunked over rows."""
     return _FullSoftmaxCE.apply(h, weight, bias, target, chunk)
+
+
+def sampled_softmax_ce(
+    h: torch.Tensor,
+    weight: torch.Tensor,
+    target: torch.Tensor,
+    negatives: torch.Tensor,
+    bias: torch.Tensor | None = None,
+) -> torch.Tensor:
+    """Cross-entropy of row ``target`` of ``weight`` against the rows ``negatives`` shared by every
+    ``h`` row (Klenitskiy & Vasilev 2023); a negative equal to a row's own target is masked. Uniform
+    draws need no logQ correction (the same constant for every candidate)."""
+    pos = (h * weight[target]).sum(-1, keepdim=True)
+    neg = h @ weight[negatives].T
+    if bias is not None:
+        pos, neg = pos + bias[target][:, None], neg + bias[negatives]
+    logits = torch.cat([pos, neg.masked_fill(target[:, None] == negatives[None], float("-inf"))], 1)
+    return F.cross_entropy(logits, torch.zeros(len(target), dtype=torch.long))
 
 
 def left_pad(histories: Sequence[np.ndarray], width: int) -> np.ndarray:
