@@ -18,13 +18,11 @@ from vidpop.errors import VidpopError
 
 def conformal_quantile(residuals: np.ndarray, level: float) -> float:
     """The ⌈(n + 1)·level⌉-th smallest absolute residual (∞ when the calibration set is too small)."""
-    r = np.sort(np.abs(np.asarray(residuals, np.float64).ravel()))
     if not 0 < level < 1:
         raise VidpopError(f"conformal level must be in (0, 1), got {level}")
-    if r.size == 0:
+    if np.size(residuals) == 0:
         raise VidpopError("split conformal needs at least one calibration residual")
-    k = math.ceil((r.size + 1) * level)
-    return float("inf") if k > r.size else float(r[k - 1])
+    return _upper_order_stat(np.abs(np.asarray(residuals, np.float64)), level)
 
 
 @dataclass
