@@ -43,7 +43,7 @@ LEVEL = 0.95
 def _scores(y: np.ndarray, pred: np.ndarray) -> dict[str, float]:
     return {
         "MAE": metrics.mae(y, pred),
-        "MAPE": float(np.mean(np.abs(y - pred) / np.maximum(np.abs(y), 1e-12))),
+        "MAPE": metrics.mape(y, pred),
         "R2": metrics.r2(y, pred),
         "Spearman": metrics.spearman(y, pred) if np.ptp(pred) > 0 else float("nan"),
     }

@@ -151,7 +151,7 @@ class GBDTRetrievalRegressor(_LightGBMBase):
         self.residuals_ = (y_val - pred).astype(np.float64)
         self.val_metrics_ = {
             "MAE": metrics.mae(y_val, pred),
-            "MAPE": float(np.mean(np.abs(y_val - pred) / np.maximum(np.abs(y_val), 1e-12))),
+            "MAPE": metrics.mape(y_val, pred),
             "R2": metrics.r2(y_val, pred),
             "Spearman": metrics.spearman(y_val, pred),
             "n": float(len(y_val)),
