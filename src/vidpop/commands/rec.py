@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import sys
 import time
 from pathlib import Path
 from typing import TYPE_CHECKING
@@ -26,6 +27,11 @@ def _load(dataset: str):  # -> VideoDataset
     from vidpop.data.adapters import load_dataset
 
     return load_dataset(dataset)
+
+
+def command_line() -> str:
+    """The command that is running, as typed (``vidpop rec loo ...``), recorded beside its results."""
+    return " ".join(["vidpop", *sys.argv[1:]])
 
 
 def _emit(text: str, lines: list[str]) -> None:
@@ -160,7 +166,8 @@ def loo(
     if out:
         out.mkdir(parents=True, exist_ok=True)
         (out / "loo.md").write_text(table)
-        (out / "loo.json").write_text(json.dumps({"split": split.info, "rows": res}, indent=2, default=str))
+        run = {"command": command_line(), "tune_budget": tune_budget, "val_users": val_users, "epochs": epochs}
+        (out / "loo.json").write_text(json.dumps({**run, "split": split.info, "rows": res}, indent=2, default=str))
 
 
 def save_recommender(model: Recommender, data: RecData, out: Path) -> Path:

@@ -54,6 +54,14 @@ SEARCH_SPACES: dict[str, dict[str, list[Any]]] = {
         "dim": [64],
         "layers": [2],
     },
+    # the softmax's width (d_interest, most of an epoch) stays at 64 so that every trial costs about the
+    # defaults' ~95 CPU s per epoch; the epoch cap stays the defaults' 8 (patience 3) in every trial
+    "interest_rnn": {
+        "train.lr": [1e-3, 3e-3, 5e-3],
+        "hidden": [128, 256],
+        "dropout": [0.1, 0.2, 0.3],
+        "decay": [0.05, 0.1, 0.2],
+    },
 }
 
 
