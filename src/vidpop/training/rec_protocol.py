@@ -106,6 +106,9 @@ class ProtocolConfig:
     rank_k: int = 10
     seed: int = 0
     max_test_users: int | None = None  # evaluate a seeded sample of test users (training is unchanged)
+    #: user split: share of the *training* users held out as validation users, cut like test users (their
+    #: input period joins the training view, their ground truth never does); 0 = no validation set
+    val_frac: float = 0.0
     #: leave-one-out candidates: "catalogue" (every video of the dataset) or "train" (seen in training)
     loo_candidates: str = "catalogue"
     batch_size: int = 512
@@ -125,13 +128,24 @@ class RecValidation:
 
     queries: list[UserQuery]
     truth: list[np.ndarray]
+    #: user split: relevant videos outside the vocabulary per user (misses) and, in cold start, the
+    #: input-period items the protocol removes from each ranked list (as for the test users)
+    truth_oov: np.ndarray | None = None
+    exclude: list[np.ndarray] | None = None
+    user_ids: np.ndarray | None = None
 
     def subset(self, n: int | None, seed: int = 0) -> RecValidation:
         """A seeded sample of ``n`` users (all when ``n`` is None or larger)."""
         if n is None or n >= len(self.queries):
             return self
         pick = np.sort(np.random.default_rng(seed).choice(len(self.queries), n, replace=False))
-        return RecValidation([self.queries[i] for i in pick], [self.truth[i] for i in pick])
+        return RecValidation(
+            [self.queries[i] for i in pick],
+            [self.truth[i] for i in pick],
+            None if self.truth_oov is None else self.truth_oov[pick],
+            None if self.exclude is None else [self.exclude[i] for i in pick],
+            None if self.user_ids is None else self.user_ids[pick],
+        )
 
 
 @dataclass
@@ -224,8 +238,17 @@ def make_user_split(ds: VideoDataset, cfg: ProtocolConfig) -> RecSplit:
     test_input = us.test_input.rename(columns={"position": "t"})
     test_truth = us.test_truth.rename(columns={"position": "t"})
     test_set = set(us.test_users)
-    if cfg.cold_start:  # test users' ids never reach fitting: only training users
-        train_inter = train_inter[~train_inter["user_id"].isin(test_set)]
+    val_input = val_truth = None
+    val_users = np.zeros(0, dtype=str)
+    if cfg.val_frac > 0:  # validation users: a seeded share of the training users, cut like test users
+        own = train_inter[~train_inter["user_id"].astype(str).isin(test_set)].rename(columns={"t": "position"})
+        vs = user_split(own, cfg.val_frac, cfg.input_frac, cfg.seed + 7)
+        val_users, val_input, val_truth = vs.test_users, vs.test_input, vs.test_truth
+        val_input, val_truth = (f.rename(columns={"position": "t"}) for f in (val_input, val_truth))
+        keep_in = pd.concat([vs.train_interactions, test_input.rename(columns={"t": "position"})], ignore_index=True)
+        train_inter = keep_in.rename(columns={"position": "t"})
+    if cfg.cold_start:  # test (and validation) users' ids never reach fitting: only training users
+        train_inter = train_inter[~train_inter["user_id"].astype(str).isin(test_set | set(val_users.tolist()))]
     train_inter = train_inter.sort_values(["user_id", "t"], kind="stable").reset_index(drop=True)
     item_ids = build_item_vocabulary(train_inter, ds.videos, cfg.min_item_users)
     train = build_rec_data(train_inter, ds.videos, item_ids, unit)
@@ -234,6 +257,12 @@ def make_user_split(ds: VideoDataset, cfg: ProtocolConfig) -> RecSplit:
     queries, truth, oov, kept, exclude = _queries(
         test_input, test_truth, eval_users, item_ids, texts, cfg.cold_start, cfg.exclude_seen
     )
+    validation = None
+    if val_input is not None and val_truth is not None:
+        v_q, v_t, v_oov, v_kept, v_exc = _queries(
+            val_input, val_truth, val_users, item_ids, texts, cfg.cold_start, cfg.exclude_seen
+        )
+        validation = RecValidation(v_q, v_t, v_oov, v_exc if cfg.cold_start else None, v_kept)
     info = {
         "protocol": "user_split",
         "mode": "cold" if cfg.cold_start else cfg.mode,
@@ -244,8 +273,9 @@ def make_user_split(ds: VideoDataset, cfg: ProtocolConfig) -> RecSplit:
         "time_unit": unit,
         "users": int(df["user_id"].nunique()),
         "interactions": len(df),
-        "train_users": len(us.train_users),
+        "train_users": len(us.train_users) - len(val_users),
         "test_users": len(us.test_users),
+        **({"validation_users": len(validation.queries), "val_frac": cfg.val_frac} if validation else {}),
         "evaluated_users": len(kept),
         "items": len(item_ids),
         "truth_oov_share": float(oov.sum() / max(sum(len(t) for t in truth) + oov.sum(), 1)),
@@ -254,7 +284,7 @@ def make_user_split(ds: VideoDataset, cfg: ProtocolConfig) -> RecSplit:
         "seed": cfg.seed,
     }
     truth_rows = test_truth[["user_id", "video_id"]].reset_index(drop=True)
-    return RecSplit(train, queries, truth, oov, kept, truth_rows, info, exclude if cfg.cold_start else None)
+    return RecSplit(train, queries, truth, oov, kept, truth_rows, info, exclude if cfg.cold_start else None, validation)
 
 
 def loo_split(ds: VideoDataset, cfg: ProtocolConfig) -> RecSplit:
@@ -306,7 +336,14 @@ def evaluate(model: RankingModel, split: RecSplit, cfg: ProtocolConfig) -> dict[
 
 def evaluate_validation(model: RankingModel, validation: RecValidation, cfg: ProtocolConfig) -> dict[str, float]:
     """The same metrics on held-out validation items (early stopping, tuning); never the test items."""
-    return evaluate_queries(model, validation.queries, validation.truth, dataclasses.replace(cfg, progress=False))
+    return evaluate_queries(
+        model,
+        validation.queries,
+        validation.truth,
+        dataclasses.replace(cfg, progress=False),
+        validation.truth_oov,
+        validation.exclude,
+    )
 
 
 def f_score(precision: float, recall: float) -> float:

@@ -1,0 +1,94 @@
+"""Validation users of the paper protocol (``ProtocolConfig.val_frac``): disjoint from the test users,
+their ground truth never in training, and what the torch models early-stop on. Synthetic, fast."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import numpy as np
+import pandas as pd
+
+from vidpop.data.schema import VideoDataset
+from vidpop.training.rec_protocol import ProtocolConfig, fit_on_split, make_user_split
+
+
+def _ds(n_users: int = 60, n_items: int = 30, length: int = 12) -> VideoDataset:
+    rng = np.random.default_rng(0)
+    rows = [(f"u{u}", f"v{rng.integers(n_items)}", i) for u in range(n_users) for i in range(length)]
+    inter = pd.DataFrame(rows, columns=["user_id", "video_id", "position"])
+    videos = pd.DataFrame({"video_id": [f"v{i}" for i in range(n_items)], "title": [f"t {i}" for i in range(n_items)]})
+    return VideoDataset("synthetic", videos, interactions=inter)
+
+
+def _truth_pairs(split: Any) -> set[tuple[str, str]]:
+    ids = split.train.item_ids
+    return {(u, ids[i]) for u, t in zip(split.validation.user_ids, split.validation.truth, strict=True) for i in t}
+
+
+def test_validation_users_disjoint_and_their_truth_never_trains() -> None:
+    ds = _ds()
+    base = make_user_split(ds, ProtocolConfig(progress=False))
+    split = make_user_split(ds, ProtocolConfig(progress=False, val_frac=0.2))
+    assert base.validation is None  # val_frac 0: as before
+    v = split.validation
+    assert v is not None and len(v.queries) >= 5
+    val_users = set(v.user_ids.tolist())
+    assert not val_users & set(split.test_user_ids.tolist())
+    assert set(split.test_user_ids.tolist()) == set(base.test_user_ids.tolist())  # same test users
+    # a validation user's training sequence is exactly its query's input period, never its ground truth
+    pos = {u: i for i, u in enumerate(split.train.user_ids)}
+    for u, q in zip(v.user_ids, v.queries, strict=True):
+        np.testing.assert_array_equal(split.train.sequences[pos[u]], q.history)
+    # no ground-truth interaction (position after the cut) of a validation user is in training
+    inter = ds.interactions[ds.interactions["user_id"].isin(val_users)]
+    for u, g in inter.groupby("user_id"):
+        n_in = len(split.validation.queries[list(v.user_ids).index(u)].history)
+        assert len(split.train.sequences[pos[u]]) == n_in < len(g)
+    assert split.info["validation_users"] == len(v.queries)
+    assert split.info["train_users"] == base.info["train_users"] - len(val_users)
+    cold = make_user_split(ds, ProtocolConfig(progress=False, val_frac=0.2, cold_start=True))
+    assert not set(cold.validation.user_ids.tolist()) & set(cold.train.user_ids)  # cold: no ids of theirs
+    assert all(len(q.history) == 0 for q in cold.validation.queries)
+
+
+class _Spy:
+    model_name = "spy"
+    uses_validation = True
+
+    def fit(self, X: Any, validation: Any = None, protocol: Any = None) -> None:
+        self.validation = validation
+
+
+def test_torch_models_get_the_validation_users() -> None:
+    split = make_user_split(_ds(), ProtocolConfig(progress=False, val_frac=0.2))
+    spy = _Spy()
+    fit_on_split(spy, split, ProtocolConfig(progress=False))
+    assert spy.validation is split.validation
+
+
+def test_fpmc_early_stops_on_validation_users() -> None:
+    from vidpop.models.registry import build_model
+
+    split = make_user_split(_ds(), ProtocolConfig(progress=False, val_frac=0.2))
+    model = build_model("rec_fpmc", dim=8)
+    model.config.train.epochs, model.config.train.progress = 3, False
+    fit_on_split(model, split, ProtocolConfig(progress=False))
+    assert all("val_NDCG@10" in e for e in model.train_log_)
+
+
+def test_paper_tuner_scores_trials_on_validation_and_reuses_fits() -> None:
+    from vidpop.experiments.rec_paper_tuning import PaperTuner
+    from vidpop.recipes.rec import Row
+
+    ds = _ds()
+    cfg = ProtocolConfig(progress=False, val_frac=0.2)
+    split = make_user_split(ds, cfg)
+    tuner = PaperTuner(cfg, ds, budget=2, epochs=None, log=lambda *_: None)
+    (res,) = tuner.tune_rows([Row("Item-KNN", "rec_itemknn")], split)
+    assert res["status"] == "ok" and len(res["trials"]) == 2
+    assert all("val_F@5" in t for t in res["trials"])
+    best = max(res["trials"], key=lambda t: (t["val_F@5"], t["val_NDCG@10"]))
+    assert res["chosen"] == best["overrides"]
+    n_fits = len(tuner.fitted)
+    tuner.run_chosen([Row("Item-KNN again", "rec_itemknn")], split)
+    assert len(tuner.fitted) == n_fits  # the chosen configuration was reused, not refitted
