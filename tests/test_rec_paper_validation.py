@@ -92,3 +92,26 @@ def test_paper_tuner_scores_trials_on_validation_and_reuses_fits() -> None:
     n_fits = len(tuner.fitted)
     tuner.run_chosen([Row("Item-KNN again", "rec_itemknn")], split)
     assert len(tuner.fitted) == n_fits  # the chosen configuration was reused, not refitted
+
+
+class _FixedRanking:
+    """Ranks items 0, 1, 2, ... for every query (however many are asked)."""
+
+    def recommend(self, queries: list[Any], k: int = 10, exclude_seen: bool = True) -> np.ndarray:
+        return np.tile(np.arange(k), (len(queries), 1))
+
+
+def test_early_stopping_scores_validation_like_the_protocol() -> None:
+    """Cold start drops each user's input-period items from the ranking before the cut at 10, and a
+    relevant video outside the vocabulary is a miss: the early-stopping metric must do both (it
+    ignored ``exclude`` and ``truth_oov`` before)."""
+    from vidpop.models.rec_baselines.torch_common import validation_ndcg
+    from vidpop.training.rec_protocol import RecValidation
+
+    truth = [np.array([10]), np.array([0])]
+    excluded = RecValidation([object(), object()], truth, exclude=[np.arange(5), np.zeros(0, np.int64)])
+    m = validation_ndcg(_FixedRanking(), excluded)
+    assert m["val_HR@10"] == 1.0  # item 10 is 6th once 0-4 are dropped; the first user's hit was missed
+    with_oov = RecValidation([object()], [np.array([0])], truth_oov=np.array([1]))
+    ideal_two = 1.0 + 1.0 / np.log2(3)
+    assert np.isclose(validation_ndcg(_FixedRanking(), with_oov)["val_NDCG@10"], 1.0 / ideal_two)

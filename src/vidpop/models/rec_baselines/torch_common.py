@@ -162,14 +162,26 @@ def rec_train_config(**overrides: Any) -> TrainConfig:
 
 
 def validation_ndcg(model: Any, validation: Any, k: int = 10, batch_size: int = 1024) -> dict[str, float]:
-    """HR@k / NDCG@k of a model's top-k on held-out validation items (the protocol's evaluator
-    lives a layer up; this is the same two metrics from :mod:`vidpop.training.metrics`)."""
+    """HR@k / NDCG@k of a model's top-k on held-out validation items, scored as the protocol scores
+    test users (its evaluator lives a layer up; the metrics are :mod:`vidpop.training.metrics`): the
+    items of ``validation.exclude`` (cold start: the input period) are dropped from each ranked list
+    before the cut at k, and relevant videos outside the vocabulary (``truth_oov``) count as misses."""
+    exclude = getattr(validation, "exclude", None)
+    oov = getattr(validation, "truth_oov", None)
     hr = ndcg = 0.0
     for s in range(0, len(validation.queries), batch_size):
         q = validation.queries[s : s + batch_size]
-        for ranked, rel in zip(model.recommend(q, k=k).tolist(), validation.truth[s : s + batch_size], strict=True):
-            hr += metrics.hit_rate_at_k(ranked, set(rel.tolist()), k)
-            ndcg += metrics.ndcg_at_k(ranked, set(rel.tolist()), k)
+        drop = exclude[s : s + batch_size] if exclude else None
+        extra = max((len(d) for d in drop), default=0) if drop else 0
+        ranked_lists = np.asarray(model.recommend(q, k=k + extra)).tolist()
+        for j, (ranked, truth) in enumerate(zip(ranked_lists, validation.truth[s : s + batch_size], strict=True)):
+            if extra:
+                gone = set(drop[j].tolist())
+                ranked = [x for x in ranked if x not in gone]
+            n_oov = int(oov[s + j]) if oov is not None else 0
+            rel = set(truth.tolist()) | {-(m + 1) for m in range(n_oov)}  # ids no ranking contains
+            hr += metrics.hit_rate_at_k(ranked[:k], rel, k)
+            ndcg += metrics.ndcg_at_k(ranked[:k], rel, k)
     n = max(len(validation.queries), 1)
     return {"val_HR@10": hr / n, "val_NDCG@10": ndcg / n}
 
