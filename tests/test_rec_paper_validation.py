@@ -7,8 +7,10 @@ from typing import Any
 
 import numpy as np
 import pandas as pd
+import pytest
 
 from vidpop.data.schema import VideoDataset
+from vidpop.errors import VidpopError
 from vidpop.training.rec_protocol import ProtocolConfig, fit_on_split, make_user_split
 
 
@@ -92,6 +94,16 @@ def test_paper_tuner_scores_trials_on_validation_and_reuses_fits() -> None:
     n_fits = len(tuner.fitted)
     tuner.run_chosen([Row("Item-KNN again", "rec_itemknn")], split)
     assert len(tuner.fitted) == n_fits  # the chosen configuration was reused, not refitted
+
+    # a later run takes the chosen configuration from this run's tables.json instead of tuning again
+    later = PaperTuner(cfg, ds, budget=2, epochs=None, log=lambda *_: None)
+    later.load_chosen({"seconds": 1.0, "long": [res, {"label": "Random", "model": "rec_random", "status": "ok"}]})
+    assert later.chosen == {"rec_itemknn": res["chosen"]}
+    (again,) = later.run_chosen([Row("Item-KNN", "rec_itemknn")], split)
+    assert again["chosen"] == res["chosen"] and len(later.fitted) == 1
+    assert again["metrics"] == res["metrics"]  # the same configuration, the same fit and test numbers
+    with pytest.raises(VidpopError, match="no tuned rows"):
+        PaperTuner(cfg, ds, budget=2, epochs=None).load_chosen({"long": [{"model": "rec_pop", "status": "ok"}]})
 
 
 class _FixedRanking:

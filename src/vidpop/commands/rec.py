@@ -60,6 +60,9 @@ def tables(
     tune_budget: int = typer.Option(
         0, help="trials per model tuned on the validation users (needs --val-frac; 0 = no tuning)"
     ),
+    chosen_from: Path | None = typer.Option(
+        None, help="tables.json of an earlier tuned run: its chosen configurations, without tuning again"
+    ),
     out: Path | None = typer.Option(None, help="write tables.md and tables.json here"),
 ) -> None:
     """Single-network (long, short), cold-start and ablation tables under the shared protocol. With
@@ -76,8 +79,8 @@ def tables(
     )
     from vidpop.training.rec_protocol import ProtocolConfig, make_user_split, metric_names
 
-    if tune_budget and not val_frac:
-        raise VidpopError("--tune-budget needs validation users: give --val-frac (e.g. 0.1)")
+    if (tune_budget or chosen_from) and not val_frac:
+        raise VidpopError("--tune-budget and --chosen-from need validation users: give --val-frac (e.g. 0.1)")
     wanted = [t.strip() for t in tables_.split(",") if t.strip()]
     unknown = set(wanted) - {"long", "short", "cold", "ablation"}
     if unknown:
@@ -93,7 +96,14 @@ def tables(
         f"training users; tuning budget: {tune_budget or 'none'} trial(s) per model",
         lines,
     )
-    tuner = PaperTuner(ProtocolConfig(progress=progress), ds, tune_budget, epochs, typer.echo) if tune_budget else None
+    tuner = None
+    if tune_budget or chosen_from:
+        tuner = PaperTuner(ProtocolConfig(progress=progress), ds, max(tune_budget, 1), epochs, typer.echo)
+    if tuner is not None and chosen_from is not None:
+        if not chosen_from.is_file():
+            raise VidpopError(f"--chosen-from {chosen_from}: no such tables.json")
+        tuner.load_chosen(json.loads(chosen_from.read_text()))
+        _emit(f"configurations chosen on validation by an earlier run: {chosen_from} {tuner.chosen}", lines)
     results: dict[str, list] = {}
     cache: dict = {}
     plan = [

@@ -123,6 +123,16 @@ class PaperTuner:
             out.append(res)
         return out
 
+    def load_chosen(self, tables: dict[str, Any]) -> None:
+        """Take the configurations chosen by an earlier run (its ``tables.json``), so later tables
+        (short, cold, ablation) run with them without tuning the long table again."""
+        for rows in tables.values():
+            for res in rows if isinstance(rows, list) else []:
+                if res.get("model") and isinstance(res.get("chosen"), dict) and "trials" in res:
+                    self.chosen[res["model"]] = res["chosen"]
+        if not self.chosen:
+            raise VidpopError("no tuned rows (with 'chosen' and 'trials') in the given tables.json")
+
     def _trials(self, model: str) -> list[dict[str, Any]]:
         return paper_trials(model, self.budget, self.cfg.seed)
 
