@@ -127,3 +127,35 @@ def test_early_stopping_scores_validation_like_the_protocol() -> None:
     with_oov = RecValidation([object()], [np.array([0])], truth_oov=np.array([1]))
     ideal_two = 1.0 + 1.0 / np.log2(3)
     assert np.isclose(validation_ndcg(_FixedRanking(), with_oov)["val_NDCG@10"], 1.0 / ideal_two)
+
+
+def test_chosen_configuration_reaches_the_single_rows_but_not_the_ablation_switches(monkeypatch) -> None:
+    """The long table chose relevance off: the short and cold tables' RNN row must run with it (it ran
+    with the defaults, relevance on), while every ablation row keeps its own switches."""
+    from vidpop.experiments import rec_paper_tuning as rpt
+    from vidpop.experiments.rec_tables import ablation_rows, cold_rows, single_rows
+
+    ds = _ds()
+    cfg = ProtocolConfig(progress=False, val_frac=0.2)
+    split = make_user_split(ds, cfg)
+    tuner = rpt.PaperTuner(cfg, ds, budget=2, epochs=None, log=lambda *_: None)
+    tuner.chosen = {"interest_rnn": {"use_relevance": False}}
+    fitted: dict[str, dict[str, Any]] = {}
+
+    def fake_fit(row: Any, overrides: dict[str, Any], split_: Any) -> None:
+        fitted[row.label] = overrides
+        raise RuntimeError("not fitted in this test")  # run_chosen reports it and goes on
+
+    monkeypatch.setattr(tuner, "fit_trial", fake_fit)
+    rnn = [r for r in single_rows() if r.model == "interest_rnn"]
+    tuner.run_chosen(rnn, split)
+    assert fitted["Interest RNN (paper)"]["use_relevance"] is False
+    tuner.run_chosen([r for r in cold_rows() if r.model == "interest_rnn"], split)
+    assert fitted["Interest RNN (paper)"]["use_relevance"] is False
+    tuner.run_chosen([r for r in ablation_rows() if r.model == "interest_rnn"], split)
+    assert fitted["full"]["use_relevance"] is True and fitted["RNN-noRel"]["use_relevance"] is False
+    assert fitted["RNN"] == {**rpt.PROTOCOL_OVERRIDES["interest_rnn"], **dict(ablation_rows()[0].overrides)}
+    # a relevance weight chosen on validation applies where relevance is on, not where a row turned it off
+    tuner.chosen = {"interest_rnn": {"lambda_rel": 0.05}}
+    tuner.run_chosen([r for r in ablation_rows() if r.label in ("full", "RNN-noRel")], split)
+    assert fitted["full"]["lambda_rel"] == 0.05 and fitted["full"]["use_relevance"] is True

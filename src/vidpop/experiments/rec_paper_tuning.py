@@ -31,7 +31,7 @@ PROTOCOL_OVERRIDES: dict[str, dict[str, Any]] = {"interest_rnn": {"train.batch_s
 PAPER_TRIALS: dict[str, list[dict[str, Any]]] = {
     "interest_rnn": [{"use_relevance": False}, {"lambda_rel": 0.05}, {"train.lr": 1e-3}],
 }
-#: keys that define an ablation row: never carried from the tuned RNN to the other rows
+#: keys that define an ablation row: a row that sets one keeps its own value, whatever was chosen
 SWITCHES = ("use_semantic", "use_interest", "use_relevance")
 
 
@@ -136,6 +136,15 @@ class PaperTuner:
     def _trials(self, model: str) -> list[dict[str, Any]]:
         return paper_trials(model, self.budget, self.cfg.seed)
 
+    def chosen_for(self, row: Row) -> dict[str, Any]:
+        """The chosen configuration of ``row.model`` as it applies to ``row``: a switch the row sets
+        itself (an ablation row) is the row's; a relevance weight only where relevance stays on."""
+        tuned = self.chosen.get(row.model or "", {})
+        chosen = {k: v for k, v in tuned.items() if not (k in SWITCHES and k in row.overrides)}
+        if row.overrides.get("use_relevance") is True and tuned.get("use_relevance") is False:
+            chosen.pop("lambda_rel", None)
+        return chosen
+
     def run_chosen(self, rows: list[Row], split: RecSplit) -> list[dict[str, Any]]:
         """Rows with the configuration chosen earlier for their model (an RNN row keeps its ablation
         switches; its relevance weight is the chosen one only where relevance is on); a configuration
@@ -145,12 +154,7 @@ class PaperTuner:
             if row.model is None:
                 out.append({"label": row.label, "model": None, "status": row.note or "not available"})
                 continue
-            chosen = {k: v for k, v in self.chosen.get(row.model, {}).items() if k not in SWITCHES}
-            if (
-                row.overrides.get("use_relevance") is not False
-                and self.chosen.get(row.model, {}).get("use_relevance") is False
-            ):
-                chosen.pop("lambda_rel", None)
+            chosen = self.chosen_for(row)
             overrides = with_protocol(row, chosen)
             try:
                 model, rec = self.fit_trial(row, overrides, split)
