@@ -159,3 +159,16 @@ def test_chosen_configuration_reaches_the_single_rows_but_not_the_ablation_switc
     tuner.chosen = {"interest_rnn": {"lambda_rel": 0.05}}
     tuner.run_chosen([r for r in ablation_rows() if r.label in ("full", "RNN-noRel")], split)
     assert fitted["full"]["lambda_rel"] == 0.05 and fitted["full"]["use_relevance"] is True
+
+
+def test_rec_tables_names_its_tables_and_needs_validation_users_for_chosen_configurations(tmp_path) -> None:
+    from typer.testing import CliRunner
+
+    from vidpop.cli import app
+
+    runner = CliRunner()
+    res = runner.invoke(app, ["rec", "tables", "--tables", "short,bogus"])
+    assert isinstance(res.exception, VidpopError) and "bogus" in str(res.exception)
+    assert "ablation_short" in str(res.exception)
+    res = runner.invoke(app, ["rec", "tables", "--chosen-from", str(tmp_path / "tables.json")])
+    assert isinstance(res.exception, VidpopError) and "--val-frac" in str(res.exception)
