@@ -9,7 +9,7 @@ import torch
 import torch.nn.functional as F
 
 from vidpop.models.rec_baselines.sasrec import SASRecNet, pack_sequences, sampled_ce_loss, sasrec_loss
-from vidpop.models.rec_baselines.torch_common import full_softmax_ce
+from vidpop.models.rec_baselines.torch_common import full_softmax_ce, unit_rows
 
 
 @pytest.mark.parametrize("bias", [True, False])
@@ -38,6 +38,21 @@ def test_full_softmax_flows_into_a_computed_weight() -> None:
     (grad_ref,) = torch.autograd.grad(F.cross_entropy(h @ (2 * base).T, t), [base])
     (grad_got,) = torch.autograd.grad(full_softmax_ce(h, 2 * base, t, chunk=4), [base])
     torch.testing.assert_close(grad_ref, grad_got, rtol=1e-4, atol=1e-6)
+
+
+def test_unit_rows_equals_normalize_in_value_and_gradient() -> None:
+    """The hand-written backward of the row normalisation (the interest RNN's item table) is exact,
+    also on a row of zeros (clamped norm) and under a non-trivial upstream gradient."""
+    g = torch.Generator().manual_seed(2)
+    x = torch.randn(17, 6, generator=g, dtype=torch.float64)
+    x[3] = 0.0
+    x.requires_grad_()
+    up = torch.randn(17, 6, generator=g, dtype=torch.float64)
+    (ref,) = torch.autograd.grad((F.normalize(x, dim=-1) * up).sum(), [x])
+    (got,) = torch.autograd.grad((unit_rows(x) * up).sum(), [x])
+    torch.testing.assert_close(unit_rows(x), F.normalize(x, dim=-1))
+    torch.testing.assert_close(got, ref)
+    assert torch.autograd.gradcheck(unit_rows, (torch.randn(5, 4, dtype=torch.float64, requires_grad=True),))
 
 
 def _net_and_batch(n_items: int = 12) -> tuple[SASRecNet, dict[str, torch.Tensor]]:

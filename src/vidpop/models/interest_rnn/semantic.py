@@ -13,6 +13,8 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
+from vidpop.models.rec_baselines.torch_common import unit_rows
+
 
 class SemanticEmbedding(nn.Module):
     """``forward(text, visual, present) -> (n, d_e)`` unit vectors: mean of the text and visual
@@ -24,11 +26,11 @@ class SemanticEmbedding(nn.Module):
         self.T_v = nn.Linear(d_visual, d_e) if d_visual else None
 
     def embed_text(self, text: torch.Tensor) -> torch.Tensor:
-        return F.normalize(self.T_t(text), dim=-1)
+        return unit_rows(self.T_t(text))
 
     def embed_visual(self, visual: torch.Tensor) -> torch.Tensor:
         assert self.T_v is not None
-        return F.normalize(self.T_v(visual), dim=-1)
+        return unit_rows(self.T_v(visual))
 
     def forward(
         self, text: torch.Tensor, visual_rows: torch.Tensor | None = None, rows: torch.Tensor | None = None
@@ -38,7 +40,7 @@ class SemanticEmbedding(nn.Module):
         e_t = self.embed_text(text)
         if self.T_v is None or visual_rows is None or rows is None or not len(rows):
             return e_t
-        fused = F.normalize(e_t[rows] + self.embed_visual(visual_rows), dim=-1)
+        fused = unit_rows(e_t[rows] + self.embed_visual(visual_rows))
         return e_t.index_copy(0, rows, fused)
 
 
