@@ -47,7 +47,8 @@ def main() -> None:
         for r in res["rows"]:
             t.add(r["model"], r["retrieval"], *(r[m] if r[m] is not None else "-" for m in METRICS), r["seconds"])
         for g in res["targets"]:
-            t.add(f"target: {g['target']}", verdict(g["met"]), *([""] * (len(METRICS) + 1)))
+            mark = "reported" if g["met"] is None else verdict(g["met"])
+            t.add(f"target: {g['target']}", mark, *([""] * (len(METRICS) + 1)))
         tables.append(t)
         results[data] = res
     total, cpu = time.perf_counter() - t0, time.process_time() - c0

@@ -137,3 +137,22 @@ def test_the_leaderboard_adds_support_clipped_intervals_and_stacks_the_mlp() -> 
         assert ("stacked (clipped)", ret) in by
     row = L.row(by[("lightgbm (clipped)", False)], task.y[task.split.test], False)
     assert not row["interval"].startswith("split")  # never taken for the split-conformal reference
+
+
+def test_the_poe_target_reads_the_poe_itself_not_the_poe_fed_the_gbdt_prediction() -> None:
+    """The issue's "the PoE itself reaches MAPE <= 0.225": a PoE whose social expert also reads the
+    GBDT's prediction is a stack, so its lower MAPE must not meet the PoE's target (it did)."""
+
+    def r(model: str, mape: float, retrieval: bool = False) -> dict[str, object]:
+        return {"model": model, "retrieval": retrieval, "MAPE": mape, "Spearman": 0.6, "coverage95": 0.95,
+                "width95": 7.0, "interval": "split conformal (val)"}  # fmt: skip
+
+    rows = [r("lightgbm", 0.20), r("variational_poe_tuned", 0.2265), r("variational_poe+gbdt", 0.219, True)]
+    targets = {t["target"]: t for t in L.check_targets({"dataset": "smp_video_2025", "rows": rows})}
+    poe = targets["PoE MAPE <= 0.225"]
+    assert not poe["met"] and poe["value"] == pytest.approx(0.2265)
+    assert poe["model"] == "variational_poe_tuned (retrieval off)"
+    stacked = next(t for name, t in targets.items() if "GBDT's prediction" in name)
+    assert stacked["met"] is None and stacked["value"] == pytest.approx(0.219)
+    assert "[reported]" in L.format_table({"dataset": "smp_video_2025", "target": "y", "split": {}, "notes": [],
+                                           "rows": [], "targets": list(targets.values())})  # fmt: skip

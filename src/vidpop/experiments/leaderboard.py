@@ -14,6 +14,7 @@ Metrics on the test part (computed once, at the end): MAPE = mean |y − ŷ| / |
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -237,6 +238,16 @@ def run_leaderboard(
 
 
 # ------------------------------------------------------------------------------------------ targets
+def _best_mape(rows: list[dict[str, Any]], keep: Callable[[str], bool]) -> tuple[float, str | None]:
+    """The lowest MAPE among the rows whose model name passes ``keep`` (nan, None without one), and
+    that row's "model (retrieval on/off)"."""
+    kept = [r for r in rows if keep(r["model"])]
+    if not kept:
+        return float("nan"), None
+    best = min(kept, key=lambda r: r["MAPE"])
+    return best["MAPE"], f"{best['model']} (retrieval {'on' if best['retrieval'] else 'off'})"
+
+
 def check_targets(res: dict[str, Any]) -> list[dict[str, Any]]:
     """Issue 13's targets for this dataset: value reached, target, met or not."""
     rows = [r for r in res["rows"] if r["model"] != "train_mean"]
@@ -244,11 +255,10 @@ def check_targets(res: dict[str, Any]) -> list[dict[str, Any]]:
     best_rho = max(r["Spearman"] for r in rows)
     out: list[dict[str, Any]] = []
     if res["dataset"] == "smp_video_2025":
-        poe = (
-            min(r["MAPE"] for r in rows if r["model"].startswith("variational_poe"))
-            if any(r["model"].startswith("variational_poe") for r in rows)
-            else float("nan")
-        )
+        # "the PoE itself": its own experts only; the PoE whose social expert also reads the GBDT's
+        # prediction is a stack (reported beside it, never counted for this target)
+        poe, poe_row = _best_mape(rows, lambda m: m.startswith("variational_poe") and "+" not in m)
+        poe_gbdt, poe_gbdt_row = _best_mape(rows, lambda m: m.startswith("variational_poe+gbdt"))
         ref = min(
             (r["width95"] for r in rows if r["model"].startswith("lightgbm") and r["interval"].startswith("split")),
             default=float("nan"),
@@ -258,7 +268,13 @@ def check_targets(res: dict[str, Any]) -> list[dict[str, Any]]:
         out += [
             {"target": "best MAPE <= 0.205", "value": best_mape, "met": best_mape <= 0.205},
             {"target": "best Spearman >= 0.66", "value": best_rho, "met": best_rho >= 0.66},
-            {"target": "PoE MAPE <= 0.225", "value": poe, "met": poe <= 0.225},
+            {"target": "PoE MAPE <= 0.225", "value": poe, "model": poe_row, "met": poe <= 0.225},
+            {
+                "target": "PoE MAPE <= 0.225 (PoE with the GBDT's prediction as a social input; a stack, not counted)",
+                "value": poe_gbdt,
+                "model": poe_gbdt_row,
+                "met": None,
+            },
             {
                 "target": "95% coverage in [0.92, 0.98], width <= 0.9 x narrowest split-conformal LightGBM",
                 "value": None
@@ -290,5 +306,7 @@ def format_table(res: dict[str, Any]) -> str:
         )
     lines += ["", "targets:"]
     for t in res["targets"]:
-        lines.append(f"  [{'met' if t['met'] else 'MISSED'}] {t['target']}: {t['value']}")
+        mark = "reported" if t["met"] is None else ("met" if t["met"] else "MISSED")
+        row = f" ({t['model']})" if t.get("model") else ""
+        lines.append(f"  [{mark}] {t['target']}: {t['value']}{row}")
     return "\n".join(lines)
