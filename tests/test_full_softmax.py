@@ -87,6 +87,25 @@ def test_sasrec_loss_is_full_when_negatives_cover_the_catalogue() -> None:
     assert float(full) == pytest.approx(float(ref), rel=1e-5)
 
 
+def test_sasrec_defaults_train_with_the_full_softmax_over_a_large_catalogue() -> None:
+    """Validation chose the full loss over the sampled one (the issue: sample only where validation shows
+    the same HR@10), so a default SASRec over 2,000 items (more than the 1,024 negatives it used to
+    draw) scores every item in its loss."""
+    from vidpop.models import build_model
+
+    c = build_model("rec_sasrec").config
+    torch.manual_seed(0)
+    net = SASRecNet(n_items=2000, dim=8, max_len=5, layers=1, heads=2, dropout=0.0, n_negatives=c.n_negatives)
+    packed = pack_sequences([torch.arange(5).numpy(), torch.arange(1500, 1504).numpy()], width=5)
+    batch = {k: torch.from_numpy(v) for k, v in packed.items()}
+    keep = batch["target"] > 0
+    h = net.eval().encode(batch["seq"], batch["seg"], batch["pos"])[keep]
+    ref = F.cross_entropy(h @ net.items.weight[1:].T, batch["target"][keep] - 1)
+    torch.manual_seed(1)
+    loss, _ = sasrec_loss(net, batch)
+    assert float(loss) == pytest.approx(float(ref), rel=1e-5)
+
+
 def test_numpy_blas_follows_torchs_thread_count(monkeypatch: pytest.MonkeyPatch) -> None:
     """numpy's BLAS used every core inside the chunked softmax whatever torch was told (4x the CPU of one
     thread on a loaded 2-core box); it now runs with torch's count. SYNTHETIC tensors."""
