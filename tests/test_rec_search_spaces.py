@@ -48,6 +48,18 @@ def test_every_tunable_loo_model_has_a_search_space_of_real_fields(model: str) -
     assert trials[0] == {} and len(trials) == 3 and trials[1] != trials[2]
 
 
+@pytest.mark.parametrize("model", sorted(SEARCH_SPACES))
+def test_no_trial_after_the_defaults_is_the_defaults_again(model: str) -> None:
+    """SASRec's old seeded draw {full softmax, dropout .3, lr 1e-3} became its defaults: drawn again it
+    spent one of its three trials on a configuration already tried, so its budget was two, not three."""
+    defaults = build_row_model(Row(model, model, {})).config
+    trials = trial_overrides(model, 6)
+    assert trials[0] == {} and len(trials) == 6
+    for overrides in trials[1:]:
+        built = build_row_model(Row(model, model, overrides)).config
+        assert built != defaults, f"{model}: trial {overrides} is the defaults"
+
+
 def test_a_misspelt_space_key_is_an_error() -> None:
     with pytest.raises(Exception, match=r"hiden|no option"):
         build_row_model(Row("interest_rnn", "interest_rnn", {"hiden": 256}))

@@ -69,7 +69,9 @@ SEARCH_SPACES: dict[str, dict[str, list[Any]]] = {
 
 def trial_overrides(model: str, budget: int, seed: int = 0) -> list[dict[str, Any]]:
     """The ``budget`` configurations tried for ``model``: defaults, then seeded random draws of its space
-    (fewer when the space is smaller; a model without a space has its defaults only)."""
+    (fewer when the space is smaller; a model without a space has its defaults only). A draw that is
+    the defaults again is passed over for the next one: it would spend a trial of the budget on a
+    configuration already tried (other draws stay the ones the same seed always gave)."""
     if budget < 1:
         raise VidpopError("the tuning budget is at least 1 trial (the defaults)")
     space = SEARCH_SPACES.get(model)
@@ -77,8 +79,20 @@ def trial_overrides(model: str, budget: int, seed: int = 0) -> list[dict[str, An
         return [{}]
     keys = sorted(space)
     grid = [dict(zip(keys, vals, strict=True)) for vals in itertools.product(*(space[k] for k in keys))]
-    pick = np.random.default_rng(seed).permutation(len(grid))[: budget - 1]
-    return [{}, *(grid[i] for i in pick)]
+    defaults = build_row_model(Row(model, model, {})).config
+    fresh = (grid[i] for i in np.random.default_rng(seed).permutation(len(grid)) if not _is_set(defaults, grid[i]))
+    return [{}, *itertools.islice(fresh, budget - 1)]
+
+
+def _is_set(config: Any, overrides: dict[str, Any]) -> bool:
+    """Whether ``config`` already has every (dotted) value of ``overrides``."""
+    for key, value in overrides.items():
+        node = config
+        for part in key.split("."):
+            node = getattr(node, part)
+        if node != value:
+            return False
+    return True
 
 
 @dataclass
