@@ -388,3 +388,29 @@ def test_early_stopping_reads_the_validation_item(data: RecData) -> None:
     assert "val_rec" not in epochs[0]
     old = small_model(epochs=2, val_fraction=0.5).fit(data)
     assert "val_rec" in old.history_["epochs"][0] and "val_NDCG@10" not in old.history_["epochs"][0]
+
+
+@pytest.mark.parametrize(("n_negatives", "threads_in_training"), [(0, 2), (8, 1)])
+def test_the_full_softmax_trains_on_all_threads(
+    monkeypatch: pytest.MonkeyPatch, data: RecData, n_negatives: int, threads_in_training: int
+) -> None:
+    """SYNTHETIC fixture. The full softmax multiplies the whole item table every step (an epoch on all
+    MicroLens users: 157 s on 2 threads against 215 s on one), so it trains on torch's threads; the
+    sampled loss of a module this small keeps the loop's one thread."""
+    from vidpop.models.interest_rnn.network import InterestRNNNet
+
+    seen: list[int] = []
+    real = InterestRNNNet.next_item_loss
+
+    def recording(self: InterestRNNNet, *args: torch.Tensor, **kwargs: torch.Tensor) -> torch.Tensor:
+        seen.append(torch.get_num_threads())
+        return real(self, *args, **kwargs)
+
+    monkeypatch.setattr(InterestRNNNet, "next_item_loss", recording)
+    before = torch.get_num_threads()
+    torch.set_num_threads(2)
+    try:
+        small_model(epochs=1, n_negatives=n_negatives).fit(data)
+    finally:
+        torch.set_num_threads(before)
+    assert seen and set(seen) == {threads_in_training}

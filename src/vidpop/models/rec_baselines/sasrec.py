@@ -173,6 +173,9 @@ class SASRecRecommender(SequentialTorchRecommender):
         c = self.config
         return SASRecNet(self.n_items_, c.dim, c.max_len, c.layers, c.heads, c.dropout, c.n_negatives)
 
+    def _full_catalogue_loss(self) -> bool:
+        return not 0 < self.config.n_negatives < self.n_items_
+
     def _training_arrays(self, data: RecData) -> dict[str, np.ndarray]:
         return pack_sequences(data.sequences, self.config.max_len)
 
