@@ -54,7 +54,11 @@ from vidpop.models.interest_rnn.batching import TextFeatures, item_documents, pa
 from vidpop.models.interest_rnn.network import InterestRNNNet, NetDims
 from vidpop.models.interest_rnn.objective import InterestObjective
 from vidpop.models.interest_rnn.topics import TopicConfig, UserTopicModel, decay_weights
-from vidpop.models.rec_baselines.torch_common import catalogue_softmax_threads, validation_ndcg
+from vidpop.models.rec_baselines.torch_common import (
+    catalogue_softmax_threads,
+    uses_full_softmax,
+    validation_ndcg,
+)
 from vidpop.models.recommender import RecData, Recommender, UserQuery
 from vidpop.models.registry import register_model
 from vidpop.training.loop import TrainConfig, fit_module
@@ -224,7 +228,7 @@ class InterestRNN(Recommender):
             objective,
             {"user": train_u},
             {"user": val_u} if len(val_u) else None,
-            catalogue_softmax_threads(c.train, full_softmax=not 0 < c.n_negatives < data.n_items),
+            catalogue_softmax_threads(c.train, uses_full_softmax(c.n_negatives, data.n_items)),
             epoch_callback=after,
             on_epoch_start=start,
         )

@@ -33,6 +33,7 @@ from vidpop.models.interest_rnn import relevance
 from vidpop.models.interest_rnn.network import InterestRNNNet, interest_distance
 from vidpop.models.interest_rnn.semantic import contrastive_hinge, sample_negatives
 from vidpop.models.interest_rnn.topics import causal_decay_weights
+from vidpop.models.rec_baselines.torch_common import uses_full_softmax
 
 
 class InterestObjective:
@@ -124,7 +125,7 @@ class InterestObjective:
         ``n_negatives`` only the batch's items (histories, relevance partners, negatives) are embedded;
         otherwise (full softmax, evaluation) every item is."""
         n_items, n_neg = m.dims.n_items, self.c.n_negatives
-        if not (m.training and 0 < n_neg < n_items):
+        if not m.training or uses_full_softmax(n_neg, n_items):
             return m.item_interest(m.item_semantic()), None
         neg = torch.randint(0, n_items, (n_neg,))
         parts = [s.flatten(), neg] + ([self.seq[more].flatten()] if more is not None else [])

@@ -36,6 +36,7 @@ from vidpop.models.rec_baselines.torch_common import (
     query_windows,
     rec_train_config,
     sampled_softmax_ce,
+    uses_full_softmax,
 )
 from vidpop.models.recommender import RecData, UserQuery
 from vidpop.models.registry import register_model
@@ -137,7 +138,7 @@ def sampled_ce_loss(
 
 def sasrec_loss(module: nn.Module, batch: dict[str, torch.Tensor]) -> tuple[torch.Tensor, dict[str, float]]:
     """The module's configured loss: full cross-entropy, or sampled when ``n_negatives`` > 0."""
-    if module.n_negatives > 0 and module.n_negatives < module.n_items:
+    if not uses_full_softmax(module.n_negatives, module.n_items):
         return sampled_ce_loss(module, batch, module.n_negatives)
     return full_ce_loss(module, batch)
 
@@ -174,7 +175,7 @@ class SASRecRecommender(SequentialTorchRecommender):
         return SASRecNet(self.n_items_, c.dim, c.max_len, c.layers, c.heads, c.dropout, c.n_negatives)
 
     def _full_catalogue_loss(self) -> bool:
-        return not 0 < self.config.n_negatives < self.n_items_
+        return uses_full_softmax(self.config.n_negatives, self.n_items_)
 
     def _training_arrays(self, data: RecData) -> dict[str, np.ndarray]:
         return pack_sequences(data.sequences, self.config.max_len)

@@ -50,6 +50,12 @@ def _mm(a: torch.Tensor, b: torch.Tensor) -> torch.Tensor:
     return a @ b
 
 
+def uses_full_softmax(n_negatives: int, n_items: int) -> bool:
+    """A loss configured with ``n_negatives`` scores the whole catalogue: 0 (full by choice), or as many
+    negatives as there are items (sampling would only repeat them)."""
+    return not 0 < n_negatives < n_items
+
+
 def catalogue_softmax_threads(cfg: TrainConfig, full_softmax: bool) -> TrainConfig:
     """``cfg`` with all of torch's threads when the loss is a full softmax over the catalogue and the
     caller left ``num_threads`` unset. The loop would pick one thread for these modules (their dense
