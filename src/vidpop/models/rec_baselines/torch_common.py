@@ -36,8 +36,8 @@ def _blas() -> Any:
 
 def _mm(a: torch.Tensor, b: torch.Tensor) -> torch.Tensor:
     """``a @ b`` (either may be a transposed view). On one CPU thread through numpy's BLAS: for these
-    skinny shapes (an inner or outer size of 64) it ran 1.4-2.4x faster than torch's on one AMD host
-    (Zen 2 era) and as fast on a Zen 1 one. With more threads torch's own: numpy's BLAS pool and torch's
+    skinny shapes (an inner or outer size of 64) it ran 1.4-2.4x faster than torch's on the AMD host of
+    earlier sessions and as fast on a Zen 1 one. With more threads torch's own: numpy's BLAS pool and torch's
     OpenMP pool then fight for the cores (an 800-row catalogue CE on 2 threads, Zen 1: 440 ms and 853
     CPU ms through numpy against 199 ms and 396 CPU ms through torch; 313 ms on one thread)."""
     if (
