@@ -106,7 +106,12 @@ def build_features(
 
 
 # ------------------------------------------------------------------------------------------ runs
-def row(run: lm.Run, y_test: np.ndarray, retrieval: bool) -> dict[str, Any]:
+#: validation scores each row carries: the targets read the row chosen on these, never on test
+VAL_METRICS: tuple[str, ...] = ("val_MAPE", "val_R2", "val_Spearman")
+
+
+def row(run: lm.Run, y_test: np.ndarray, retrieval: bool, y_val: np.ndarray | None = None) -> dict[str, Any]:
+    """The run's test metrics and, with ``y_val``, its validation ones (``VAL_METRICS``)."""
     out: dict[str, Any] = {
         "model": run.model,
         "retrieval": retrieval,
@@ -121,6 +126,10 @@ def row(run: lm.Run, y_test: np.ndarray, retrieval: bool) -> dict[str, Any]:
         "params": run.params,
         **run.notes,
     }
+    if y_val is not None and len(run.pred_val) == len(y_val):
+        out["val_MAPE"] = mape(y_val, run.pred_val)
+        out["val_R2"] = metrics.r2(y_val, run.pred_val)
+        out["val_Spearman"] = metrics.spearman(y_val, run.pred_val)
     if run.tuning is not None:
         out["tuning"] = {
             "n_trials": run.tuning.n_trials,
@@ -219,8 +228,8 @@ def run_leaderboard(
     feats = build_features(task)
     t_feat = time.perf_counter() - t0
     runs = fit_all(task, feats, trials, poe_trials, seed, poe_epochs, progress=progress)
-    y_test = task.y[task.split.test]
-    rows = [row(r, y_test, ret) for r, ret in runs]
+    y_test, y_val = task.y[task.split.test], task.y[task.split.val]
+    rows = [row(r, y_test, ret, y_val) for r, ret in runs]
     if out is not None:
         for r, ret in runs:
             lm.save_run(r, Path(out) / f"{r.model.split(' ')[0]}{'_retrieval' if ret else ''}")
@@ -238,69 +247,100 @@ def run_leaderboard(
 
 
 # ------------------------------------------------------------------------------------------ targets
-def _best_mape(rows: list[dict[str, Any]], keep: Callable[[str], bool]) -> tuple[float, str | None]:
-    """The lowest MAPE among the rows whose model name passes ``keep`` (nan, None without one), and
-    that row's "model (retrieval on/off)"."""
-    kept = [r for r in rows if keep(r["model"])]
+def _named(r: dict[str, Any]) -> str:
+    return f"{r['model']} (retrieval {'on' if r['retrieval'] else 'off'})"
+
+
+def chosen_on_validation(
+    rows: list[dict[str, Any]], metric: str, keep: Callable[[str], bool] = lambda m: True
+) -> dict[str, Any] | None:
+    """The row with the best validation ``metric`` ("MAPE": lowest; "R2", "Spearman": highest) among
+    those whose model name passes ``keep``; None without one. Ties go to the earlier row (a model's plain
+    interval before its clipped or conformalised variants). The test metrics play no part."""
+    key = f"val_{metric}"
+    kept = [r for r in rows if keep(r["model"]) and r.get(key) is not None and np.isfinite(r[key])]
     if not kept:
-        return float("nan"), None
-    best = min(kept, key=lambda r: r["MAPE"])
-    return best["MAPE"], f"{best['model']} (retrieval {'on' if best['retrieval'] else 'off'})"
+        return None
+    sign = 1.0 if metric == "MAPE" else -1.0
+    return min(kept, key=lambda r: sign * r[key])
+
+
+def _target(name: str, rows: list[dict[str, Any]], metric: str, ok: Callable[[float], bool], **kw: Any) -> dict:
+    """One target judged on the TEST ``metric`` of the row chosen on its validation ``metric``."""
+    r = chosen_on_validation(rows, metric, kw.pop("keep", lambda m: True))
+    if r is None:
+        return {"target": f"{name} (no validation scores)", "value": float("nan"), "model": None, "met": False}
+    value = float(r[metric])
+    return {"target": f"{name} (model chosen on validation {metric})", "value": value, "model": _named(r),
+            "val": r[f"val_{metric}"], "met": bool(ok(value))}  # fmt: skip
 
 
 def check_targets(res: dict[str, Any]) -> list[dict[str, Any]]:
-    """Issue 13's targets for this dataset: value reached, target, met or not."""
+    """Issue 13's targets for this dataset. "The best model" is the one chosen on the VALIDATION part,
+    judged on test, as the YouTube leaderboard and the served bundle choose; the best test row is listed
+    beside it as ``reported`` (a choice made on test, never counted)."""
     rows = [r for r in res["rows"] if r["model"] != "train_mean"]
-    best_mape = min(r["MAPE"] for r in rows)
-    best_rho = max(r["Spearman"] for r in rows)
     out: list[dict[str, Any]] = []
     if res["dataset"] == "smp_video_2025":
         # "the PoE itself": its own experts only; the PoE whose social expert also reads the GBDT's
         # prediction is a stack (reported beside it, never counted for this target)
-        poe, poe_row = _best_mape(rows, lambda m: m.startswith("variational_poe") and "+" not in m)
-        poe_gbdt, poe_gbdt_row = _best_mape(rows, lambda m: m.startswith("variational_poe+gbdt"))
+        def poe_itself(m: str) -> bool:
+            return m.startswith("variational_poe") and "+" not in m
+
+        served = chosen_on_validation(rows, "MAPE")
         ref = min(
             (r["width95"] for r in rows if r["model"].startswith("lightgbm") and r["interval"].startswith("split")),
             default=float("nan"),
         )
-        ok_iv = [r for r in rows if r["coverage95"] is not None and 0.92 <= r["coverage95"] <= 0.98]
-        best_iv = min(ok_iv, key=lambda r: r["width95"]) if ok_iv else None
         out += [
-            {"target": "best MAPE <= 0.205", "value": best_mape, "met": best_mape <= 0.205},
-            {"target": "best Spearman >= 0.66", "value": best_rho, "met": best_rho >= 0.66},
-            {"target": "PoE MAPE <= 0.225", "value": poe, "model": poe_row, "met": poe <= 0.225},
+            _target("best MAPE <= 0.205", rows, "MAPE", lambda v: v <= 0.205),
+            _target("best Spearman >= 0.66", rows, "Spearman", lambda v: v >= 0.66),
+            _target("PoE MAPE <= 0.225", rows, "MAPE", lambda v: v <= 0.225, keep=poe_itself),
             {
+                **_target("PoE MAPE <= 0.225", rows, "MAPE", lambda v: True, keep=lambda m: "variational_poe+" in m),
                 "target": "PoE MAPE <= 0.225 (PoE with the GBDT's prediction as a social input; a stack, not counted)",
-                "value": poe_gbdt,
-                "model": poe_gbdt_row,
                 "met": None,
             },
             {
-                "target": "95% coverage in [0.92, 0.98], width <= 0.9 x narrowest split-conformal LightGBM",
-                "value": None
-                if best_iv is None
-                else {
-                    "model": best_iv["model"],
-                    "retrieval": best_iv["retrieval"],
-                    "coverage95": best_iv["coverage95"],
-                    "width95": best_iv["width95"],
-                    "ratio_to_lightgbm": best_iv["width95"] / ref,
-                },
-                "met": best_iv is not None and best_iv["width95"] <= 0.9 * ref,
+                "target": "95% coverage in [0.92, 0.98], width <= 0.9 x narrowest split-conformal LightGBM "
+                "(the interval of the model chosen on validation MAPE)",
+                "value": None if served is None else _interval(served, ref),
+                "model": None if served is None else _named(served),
+                "met": served is not None
+                and served["coverage95"] is not None
+                and 0.92 <= served["coverage95"] <= 0.98
+                and served["width95"] <= 0.9 * ref,
             },
         ]
+        in_range = [r for r in rows if r["coverage95"] is not None and 0.92 <= r["coverage95"] <= 0.98]
+        if in_range:
+            narrow = min(in_range, key=lambda r: r["width95"])
+            out.append({"target": "narrowest 95% interval in range on test (a choice on test, not counted)",
+                        "value": _interval(narrow, ref), "model": _named(narrow), "met": None})  # fmt: skip
     elif res["dataset"] == "microlens":
-        out.append({"target": "best Spearman >= 0.45", "value": best_rho, "met": best_rho >= 0.45})
+        out.append(_target("best Spearman >= 0.45", rows, "Spearman", lambda v: v >= 0.45))
+    for metric, better in (("MAPE", min), ("Spearman", max)):
+        scored = [r for r in rows if np.isfinite(r[metric])]
+        if scored and out:
+            top = better(scored, key=lambda r: r[metric])
+            out.append({"target": f"best test {metric} of any row (a choice on test, not counted)",
+                        "value": float(top[metric]), "model": _named(top), "met": None})  # fmt: skip
     return out
+
+
+def _interval(r: dict[str, Any], ref: float) -> dict[str, Any]:
+    return {"coverage95": r["coverage95"], "width95": r["width95"],
+            "ratio_to_lightgbm": None if r["width95"] is None else r["width95"] / ref}  # fmt: skip
 
 
 def format_table(res: dict[str, Any]) -> str:
     lines = [f"leaderboard {res['dataset']} (target {res['target']}; split {res['split']})"]
     lines += [f"  {n}" for n in res["notes"]]
-    head = f"  {'model':40s} {'retr':>4s} " + " ".join(f"{m:>10s}" for m in METRICS) + f" {'seconds':>8s}  interval"
+    shown = (*METRICS, *VAL_METRICS)
+    head = f"  {'model':40s} {'retr':>4s} " + " ".join(f"{m:>12s}" for m in shown) + f" {'seconds':>8s}  interval"
     lines += ["", head]
     for r in res["rows"]:
-        cells = " ".join("         -" if r[m] is None else f"{r[m]:10.3f}" for m in METRICS)
+        cells = " ".join("           -" if r.get(m) is None else f"{r[m]:12.3f}" for m in shown)
         lines.append(
             f"  {r['model']:40s} {'on' if r['retrieval'] else 'off':>4s} {cells} {r['seconds']:8.1f}  {r['interval']}"
         )

@@ -313,7 +313,9 @@ def run_stacked(
     spread = ["constant", *(b.model for b in scaled)][model.scale_column_]
     return Run(
         "stacked",
-        model.predict(Pv),
+        # its validation predictions are cross-fitted (each fold by a blend fitted on the others): the
+        # in-sample blend would score itself on the rows it was fitted to and win every choice on validation
+        model.oof_,
         r["mean"],
         time.perf_counter() - t0 + sum(b.seconds for b in {id(b): b for b in bases + scaled}.values()),
         r["lower"],

@@ -71,6 +71,8 @@ class StackedConformalRegressor(VidpopModel):
         oof = np.empty(len(y))
         for f in range(cfg.folds):
             oof[fold == f] = _apply(_ridge(P[fold != f], y[fold != f], cfg.ridge), P[fold == f])
+        #: cross-fitted blend of each validation row (a fair validation score for choosing among models)
+        self.oof_ = oof
         widths, qs = [], []
         for c in range(S.shape[1]):
             s = np.maximum(S[:, c], 1e-6)
