@@ -18,7 +18,7 @@ import torch
 
 from vidpop.models import build_model, load_model
 from vidpop.models.interest_rnn import InterestRNN, ablation_variants
-from vidpop.models.interest_rnn.network import interest_distance, packed_gru_by_length
+from vidpop.models.interest_rnn.network import interest_distance, masked_rows, packed_gru_by_length, take_rows
 from vidpop.models.interest_rnn.relevance import jaccard_neighbours, triplet_hinge
 from vidpop.models.interest_rnn.semantic import contrastive_hinge, sample_negatives
 from vidpop.models.interest_rnn.topics import causal_decay_weights, decay_weights, decayed_mean, prefix_decayed_means
@@ -107,6 +107,24 @@ def test_time_decay_weights_by_hand() -> None:
     assert np.allclose(got[3], 0.0)  # padding: no interest, and it never leaks into real steps
     w = causal_decay_weights(times, torch.tensor([3]), 0.1)[0]
     assert torch.all(w.triu(1) == 0)  # nothing after step t weighs in the interest at step t
+
+
+def test_row_gathers_equal_indexing_in_value_and_gradient() -> None:
+    """The index_select gathers of the training step are advanced indexing, value for value and
+    gradient for gradient (repeated indices accumulate; the mask keeps row-major order)."""
+    gen = torch.Generator().manual_seed(0)
+    table = torch.randn(30, 4, generator=gen, requires_grad=True)
+    index = torch.randint(0, 30, (5, 7), generator=gen)  # 35 draws of 30 rows: some repeat
+    x = torch.randn(5, 7, 4, generator=gen, requires_grad=True)
+    mask = torch.rand(5, 7, generator=gen) < 0.5
+    pairs = ((take_rows, table, index, lambda t, i: t[i]), (masked_rows, x, mask, lambda t, m: t[m]))
+    for ours, src, idx, reference in pairs:
+        got, want = ours(src, idx), reference(src, idx)
+        assert torch.equal(got, want)
+        w = torch.randn(got.shape, generator=gen)
+        (g_got,) = torch.autograd.grad((got * w).sum(), src)
+        (g_want,) = torch.autograd.grad((want * w).sum(), src)
+        assert torch.allclose(g_got, g_want, atol=1e-6)
 
 
 def test_contrastive_hinge_by_hand() -> None:

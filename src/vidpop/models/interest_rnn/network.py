@@ -123,7 +123,7 @@ class InterestRNNNet(nn.Module):
         """GRU inputs ``(B, L, d_in)`` of right-padded histories (``seq`` padded with ``n_items``); the
         input at step ``t`` depends on ``seq[:, :t+1]`` and ``times[:, :t+1]`` only."""
         padded = torch.cat([item_emb, item_emb.new_zeros(1, item_emb.shape[1])])
-        return self.step_inputs(padded[seq], self.prefix_interests(seq, times, lens))
+        return self.step_inputs(take_rows(padded, seq), self.prefix_interests(seq, times, lens))
 
     def cold_inputs(self, interests: torch.Tensor | None, batch: int) -> torch.Tensor:
         """One-step inputs ``(B, d_in)`` of users known only by the topics of their text."""
@@ -187,6 +187,21 @@ def packed_gru_by_length(gru: nn.GRU, x: torch.Tensor, lens: torch.Tensor) -> tu
         lasts.append(last[0])
     back = torch.argsort(order)
     return torch.cat(outs)[back], torch.cat(lasts)[back]
+
+
+def take_rows(table: torch.Tensor, index: torch.Tensor) -> torch.Tensor:
+    """``table[index]`` for a 2-D ``table`` and an integer ``index`` of any shape, through
+    ``index_select``: the same values and gradient, but its backward is an ``index_add_``, where
+    advanced indexing's is an accumulating ``index_put_`` (20 against ~2 ms per 256 x 50 lookup of the
+    19,739 x 64 item table on a 2-core Zen 1, several per training batch)."""
+    return table.index_select(0, index.reshape(-1)).view(*index.shape, table.shape[-1])
+
+
+def masked_rows(x: torch.Tensor, mask: torch.Tensor) -> torch.Tensor:
+    """``x[mask]`` for ``x (..., d)`` and a boolean ``mask`` of ``x``'s leading shape, through
+    ``index_select`` (the same rows in the same order; 1.9 against 8.7 ms forward + backward for a
+    256 x 49 x 128 batch of GRU outputs)."""
+    return x.reshape(-1, x.shape[-1]).index_select(0, mask.reshape(-1).nonzero().squeeze(1))
 
 
 def interest_distance(user_interest: torch.Tensor, video_interest: torch.Tensor) -> torch.Tensor:

@@ -30,7 +30,7 @@ import torch
 from tqdm.auto import tqdm
 
 from vidpop.models.interest_rnn import relevance
-from vidpop.models.interest_rnn.network import InterestRNNNet, interest_distance
+from vidpop.models.interest_rnn.network import InterestRNNNet, interest_distance, masked_rows, take_rows
 from vidpop.models.interest_rnn.semantic import contrastive_hinge, sample_negatives
 from vidpop.models.interest_rnn.topics import causal_decay_weights
 from vidpop.models.rec_baselines.torch_common import uses_full_softmax
@@ -145,7 +145,7 @@ class InterestObjective:
         total = out.new_zeros(())
         logs: dict[str, float] = {}
         if predicts.any():
-            l_rec = m.next_item_loss(out[:, :-1][predicts], targets, s[:, 1:][predicts], neg)
+            l_rec = m.next_item_loss(masked_rows(out[:, :-1], predicts), targets, s[:, 1:][predicts], neg)
             total, logs["rec"] = total + l_rec, float(l_rec.detach())
         if c.lambda_cold:
             l_cold = self._cold_loss(m, s, t, n, targets, neg)
@@ -158,8 +158,8 @@ class InterestObjective:
             valid = steps[None, :] < n[:, None]
             w = causal_decay_weights(t, n, c.decay)
             user_side = m.T_u(w @ m.item_topics[s.clamp(max=m.dims.n_items - 1)])
-            video_side = w @ torch.cat([emb, emb.new_zeros(1, emb.shape[1])])[s]  # T_x of the decayed mean
-            l_int = interest_distance(user_side[valid], video_side[valid])
+            video_side = w @ take_rows(torch.cat([emb, emb.new_zeros(1, emb.shape[1])]), s)  # T_x of the decayed mean
+            l_int = interest_distance(masked_rows(user_side, valid), masked_rows(video_side, valid))
             total, logs["int"] = total + c.lambda_int * l_int, float(l_int.detach())
         if rel is not None:
             ok, who = rel
