@@ -242,3 +242,24 @@ def test_time_split_tests_on_the_latest_posts() -> None:
     times = ds.videos["published_at"]
     assert times.iloc[sp.train].max() < times.iloc[sp.val].min() <= times.iloc[sp.val].max() < times.iloc[sp.test].min()
     assert sp.sizes() == {"train": 35, "val": 5, "test": 10}
+
+
+def test_free_bits_charge_the_training_kl_at_least_the_floor_and_leave_validation_alone(fitted) -> None:
+    """``kl_free_bits``: in training the batch's mean KL is charged as max(KL, floor) (so shedding the
+    last nats of information gains nothing); the validation ELBO stays the true one."""
+    model, X, y = fitted
+    batch = {k: torch.from_numpy(v) for k, v in {**model._arrays(X), **model._targets(y)}.items()}
+    floor = 1e3  # far above any real KL, so the clamp is active
+    model._kl_now = lam = 0.5
+    losses = {}
+    for fb in (0.0, floor):
+        model.config.kl_free_bits = fb
+        for training in (True, False):
+            model.module_.train(training)
+            torch.manual_seed(0)
+            losses[fb, training] = model._loss(model.module_, batch)
+    model.config.kl_free_bits = 0.0
+    model.module_.eval()
+    (plain, logs), (free, _) = losses[0.0, True], losses[floor, True]
+    assert float(free - plain) == pytest.approx(lam * (floor - logs["kl"]), rel=1e-4)
+    assert float(losses[floor, False][0]) == pytest.approx(float(losses[0.0, False][0]))

@@ -189,11 +189,12 @@ def fit_all(
             gbdt = next((b for b in bases if b.oof_train is not None), None)
             if poe_gbdt_input and gbdt is not None:
                 # the social expert also reads the GBDT's prediction: out-of-fold on the training rows,
-                # the full model's on validation and test (a cross-fitted stacking input, no label leak)
+                # the full model's on validation and test (a cross-fitted stacking input, no label leak);
+                # it keeps the hyper-parameters the PoE's own study chose on validation
                 g = np.full(len(y), np.nan)
                 g[sp.train], g[sp.val], g[sp.test] = gbdt.oof_train, gbdt.pred_val, gbdt.pred_test
                 gX = PoEInputs({"textual": task.emb, "social": np.column_stack([X, g]), **media}, masks, task.text_view)
-                plus = lm.run_poe(gX, y, sp, 0, seed, poe_epochs)
+                plus = lm.run_poe(gX, y, sp, 0, seed, poe_epochs, params=poe[0].params)
                 for r in plus:
                     r.model = r.model.replace("variational_poe", "variational_poe+gbdt")
                 done([(r, retrieval) for r in plus])

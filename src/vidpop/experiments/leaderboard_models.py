@@ -254,10 +254,18 @@ def poe_config(params: dict[str, Any], seed: int, epochs: int, n_samples: int) -
 
 
 def run_poe(
-    X: PoEInputs, y: np.ndarray, sp: Split, n_trials: int, seed: int = 0, epochs: int = 150, n_samples: int = 400
+    X: PoEInputs,
+    y: np.ndarray,
+    sp: Split,
+    n_trials: int,
+    seed: int = 0,
+    epochs: int = 150,
+    n_samples: int = 400,
+    params: dict[str, Any] | None = None,
 ) -> list[Run]:
-    """The variational PoE, tuned on val MAE (KL weight, depth, width, latent size, dropout, text mode);
-    its sampled 95% intervals as is, and conformalised on val (CQR on the sample quantiles)."""
+    """The variational PoE, tuned on val MAE (KL weight and free bits, depth, width, latent size, dropout,
+    text mode), or with ``params`` (e.g. another PoE's chosen ones) when ``n_trials`` is 0; its sampled
+    95% intervals as is, and conformalised on val (CQR on the sample quantiles)."""
     t0 = time.perf_counter()
     fit_rows, stop_rows = holdout(sp.train, seed=seed)
 
@@ -267,11 +275,11 @@ def run_poe(
         return m.fit(X.take(fit_rows), y[fit_rows], X.take(stop_rows), y[stop_rows], target_names=["y"])
 
     res = None
-    params: dict[str, Any] = {}
+    params = dict(params or {})
     if n_trials:
         space = {**POE_SPACE, "text_mode": ("cat", ["contrastive", "direct"])}
         d = VariationalPoEConfig()
-        defaults = {"latent_dim": d.latent_dim, "text_mode": d.text_mode, **POE_BASE}
+        defaults = {"latent_dim": d.latent_dim, "text_mode": d.text_mode, "kl_free_bits": d.kl_free_bits, **POE_BASE}
         res = tune(
             "variational_poe",
             space,
