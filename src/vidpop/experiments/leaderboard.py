@@ -266,9 +266,15 @@ def chosen_on_validation(
     return min(kept, key=lambda r: sign * r[key])
 
 
-def _target(name: str, rows: list[dict[str, Any]], metric: str, ok: Callable[[float], bool], **kw: Any) -> dict:
+def _target(
+    name: str,
+    rows: list[dict[str, Any]],
+    metric: str,
+    ok: Callable[[float], bool],
+    keep: Callable[[str], bool] = lambda m: True,
+) -> dict[str, Any]:
     """One target judged on the TEST ``metric`` of the row chosen on its validation ``metric``."""
-    r = chosen_on_validation(rows, metric, kw.pop("keep", lambda m: True))
+    r = chosen_on_validation(rows, metric, keep)
     if r is None:
         return {"target": f"{name} (no validation scores)", "value": float("nan"), "model": None, "met": False}
     value = float(r[metric])
