@@ -83,7 +83,7 @@ class _FullSoftmaxCE(torch.autograd.Function):
         g_w_t = weight.new_zeros(weight.shape[1], weight.shape[0])  # (d, n_items): see _chunked_loss_and_grads
         g_b = torch.zeros_like(bias) if bias is not None else None
         total = torch.zeros((), dtype=torch.float64)
-        # numpy's BLAS gets torch's thread count (one, for a model this small: see training.loop): its own
+        # numpy's BLAS (used by _mm only when torch runs one thread) gets torch's thread count: its own
         # default of every core made an epoch 4x dearer in CPU (373 against 85 CPU s) on a loaded 2-core box
         with _blas().limit(limits=torch.get_num_threads(), user_api="blas"):
             total = _chunked_loss_and_grads(h, weight, bias, target, chunk, total, g_h, g_w_t, g_b)
