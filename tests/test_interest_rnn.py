@@ -328,6 +328,27 @@ def test_length_bucketed_gru_equals_one_packed_pass() -> None:
         torch.testing.assert_close(a, b, rtol=1e-4, atol=1e-6)
 
 
+def test_gru_input_dropout_draws_on_the_real_steps_only() -> None:
+    """SYNTHETIC tensors: the input dropout sees each user's real steps (sum of lengths x width), never
+    the padding, and its effect reaches the outputs like dropout on the padded batch would."""
+    torch.manual_seed(0)
+    gru = torch.nn.GRU(6, 5, batch_first=True)
+    lens = torch.tensor([1, 5, 2, 9, 3, 1, 4, 12, 7])
+    x = torch.randn(9, 12, 6)
+    seen: list[int] = []
+
+    class Counting(torch.nn.Module):
+        def forward(self, t: torch.Tensor) -> torch.Tensor:
+            seen.append(t.numel())
+            return torch.zeros_like(t)  # drop everything: the outputs must equal a GRU fed zeros
+
+    out, last = packed_gru_by_length(gru, x, lens, input_dropout=Counting())
+    assert sum(seen) == int(lens.sum()) * 6
+    ref, ref_last = packed_gru_by_length(gru, torch.zeros_like(x), lens)
+    torch.testing.assert_close(out, ref)
+    torch.testing.assert_close(last, ref_last)
+
+
 def test_gru_input_depends_on_the_item_id_embedding(fitted: InterestRNN) -> None:
     """The input side carries the learnt item vector ``e_v`` too (tied with the output side): changing
     one item's ``e_v`` changes the state after a history containing it (and only with ``id_input``)."""
@@ -432,3 +453,4 @@ def test_the_full_softmax_trains_on_all_threads(
     finally:
         torch.set_num_threads(before)
     assert seen and set(seen) == {threads_in_training}
+
