@@ -454,3 +454,30 @@ def test_the_full_softmax_trains_on_all_threads(
         torch.set_num_threads(before)
     assert seen and set(seen) == {threads_in_training}
 
+
+def test_seconds_per_epoch_leave_out_the_validation_loss_pass(data: RecData, monkeypatch: pytest.MonkeyPatch) -> None:
+    """SYNTHETIC data, a fake clock: each validation-loss pass of the held-out users "takes" 100 s, a
+    training step 1 s. An epoch's seconds count the steps only (they counted the validation pass, which
+    ran before the model's own epoch callback stopped its clock)."""
+    import time as time_module
+
+    from vidpop.training import loop
+
+    now = [0.0]
+    monkeypatch.setattr(time_module, "perf_counter", lambda: now[0])
+    real_eval, real_step = loop.evaluate_loss, torch.optim.Adam.step
+
+    def slow_eval(*args, **kwargs):
+        now[0] += 100.0
+        return real_eval(*args, **kwargs)
+
+    def counted_step(self, *args, **kwargs):
+        now[0] += 1.0
+        return real_step(self, *args, **kwargs)
+
+    monkeypatch.setattr(loop, "evaluate_loss", slow_eval)
+    monkeypatch.setattr(torch.optim.Adam, "step", counted_step)
+    model = small_model(epochs=2, val_fraction=0.2).fit(data)  # no validation items: 20 % of users held out
+    steps = -(-round(len(data.sequences) * 0.8) // 32)
+    assert model.seconds_per_epoch_ == pytest.approx(steps)
+    assert [r["train_seconds"] for r in model.history_["epochs"]] == pytest.approx([steps, steps])

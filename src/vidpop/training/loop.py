@@ -15,6 +15,7 @@ from __future__ import annotations
 import copy
 import random
 import sys
+import time
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -64,6 +65,15 @@ class History:
 
     def as_dict(self) -> dict[str, Any]:
         return {"epochs": self.epochs, "best_epoch": self.best_epoch, "stopped_early": self.stopped_early}
+
+
+def epoch_seconds(history: History) -> tuple[float | None, float | None]:
+    """Mean wall and CPU seconds of an epoch's training (the loop's ``train_seconds`` and
+    ``train_cpu_seconds``), or ``(None, None)`` when no epoch ran."""
+    rows = [r for r in history.epochs if "train_seconds" in r]
+    if not rows:
+        return None, None
+    return float(np.mean([r["train_seconds"] for r in rows])), float(np.mean([r["train_cpu_seconds"] for r in rows]))
 
 
 def seed_everything(seed: int) -> None:
@@ -181,6 +191,8 @@ def fit_module(
 
     ``epoch_callback(module, epoch)`` may return extra metrics (e.g. accuracy) to log per epoch.
     ``on_epoch_start(epoch)`` lets a model change something per epoch (e.g. resample negatives).
+    Every epoch's row carries ``train_seconds`` and ``train_cpu_seconds``: ``on_epoch_start`` and the
+    training steps, without the validation loss and ``epoch_callback`` that follow.
     Seeds are set here for batching; a model seeds before it builds ``module`` (:func:`seed_everything`).
     """
     cfg = cfg or TrainConfig()
@@ -254,6 +266,7 @@ def _fit(
             tqdm.write(f"resuming {type(module).__name__} from {ckpt_path} ({done})", file=sys.stderr)
     bar = tqdm(range(start, cfg.epochs), desc=type(module).__name__, unit="epoch", disable=not cfg.progress or rank > 0)
     for epoch in bar:
+        clock = (time.perf_counter(), time.process_time())
         if on_epoch_start:
             on_epoch_start(epoch)
         module.train()
@@ -274,7 +287,13 @@ def _fit(
             bs = len(next(iter(batch.values())))
             running += float(loss.detach()) * bs
             n_seen += bs
-        row: dict[str, float] = {"epoch": epoch, "train_loss": distributed.all_reduce_mean(running / max(n_seen, 1))}
+        row: dict[str, float] = {
+            "epoch": epoch,
+            "train_loss": distributed.all_reduce_mean(running / max(n_seen, 1)),
+            # the epoch's own work (its resampling and training steps), not the validation that follows
+            "train_seconds": time.perf_counter() - clock[0],
+            "train_cpu_seconds": time.process_time() - clock[1],
+        }
         if val_t is not None:
             val_logs = evaluate_loss(module, loss_fn, val_t, cfg.batch_size, device)
             row.update({f"val_{k}": v for k, v in val_logs.items()})

@@ -62,7 +62,7 @@ from vidpop.models.rec_baselines.torch_common import (
 )
 from vidpop.models.recommender import RecData, Recommender, UserQuery
 from vidpop.models.registry import register_model
-from vidpop.training.loop import TrainConfig, fit_module
+from vidpop.training.loop import TrainConfig, epoch_seconds, fit_module
 
 
 def practical_train_config() -> TrainConfig:
@@ -208,21 +208,12 @@ class InterestRNN(Recommender):
         done("tensors")
         bar.close()
 
-        clock = [0.0, 0.0]
-        spent: list[tuple[float, float]] = []  # wall and CPU seconds of each epoch's training steps
-
-        def start(epoch: int) -> None:
-            objective.on_epoch_start(epoch)
-            clock[:] = [time.perf_counter(), time.process_time()]
-
         def after(module: torch.nn.Module, epoch: int) -> dict[str, float]:
-            spent.append((time.perf_counter() - clock[0], time.process_time() - clock[1]))
-            times = {"train_seconds": spent[-1][0], "train_cpu_seconds": spent[-1][1]}
             if validation is None:
-                return times
+                return {}
             scores = validation_ndcg(self, validation)
             # the loop keeps the weights of the lowest ``val_loss``: here 1 - validation NDCG@10
-            return {**scores, "val_loss": 1.0 - scores["val_NDCG@10"], **times}
+            return {**scores, "val_loss": 1.0 - scores["val_NDCG@10"]}
 
         hist = fit_module(
             net,
@@ -231,16 +222,16 @@ class InterestRNN(Recommender):
             {"user": val_u} if len(val_u) else None,
             catalogue_softmax_threads(c.train, uses_full_softmax(c.n_negatives, data.n_items)),
             epoch_callback=after,
-            on_epoch_start=start,
+            on_epoch_start=objective.on_epoch_start,
         )
         self.history_ = hist.as_dict()
         self.epochs_run_ = len(hist.epochs)
         self.best_epoch_ = hist.best_epoch
-        # training steps only (the validation passes are not counted), as the sequential baselines report
-        self.seconds_per_epoch_ = float(np.mean([w for w, _ in spent])) if spent else None
+        # the epoch's resampling and training steps (no validation pass), as the sequential baselines report
+        self.seconds_per_epoch_, cpu = epoch_seconds(hist)
         self.timings_["seconds_per_epoch"] = self.seconds_per_epoch_ or 0.0
         # CPU seconds of all threads: on a shared machine wall time measures the neighbours too
-        self.timings_["cpu_seconds_per_epoch"] = float(np.mean([p for _, p in spent])) if spent else 0.0
+        self.timings_["cpu_seconds_per_epoch"] = cpu or 0.0
         return self
 
     def _visual(self, data: RecData) -> tuple[np.ndarray, np.ndarray]:

@@ -11,7 +11,6 @@ from __future__ import annotations
 
 import dataclasses
 import functools
-import time
 from collections.abc import Sequence
 from typing import Any
 
@@ -23,7 +22,7 @@ from torch import nn
 from vidpop.models.rec_baselines.common import FittedItems
 from vidpop.models.recommender import RecData, UserQuery
 from vidpop.training import metrics
-from vidpop.training.loop import LossFn, TrainConfig, fit_module
+from vidpop.training.loop import LossFn, TrainConfig, epoch_seconds, fit_module
 
 
 @functools.cache
@@ -275,29 +274,18 @@ class SequentialTorchRecommender(FittedItems):
         else:
             validation = None
             tc = dataclasses.replace(tc, patience=0)  # no held-out signal: the fixed epoch budget
-        train_seconds: list[float] = []
-        cpu_seconds: list[float] = []
-        clock = [0.0, 0.0]
-
-        def start(epoch: int) -> None:
-            clock[:] = [time.perf_counter(), time.process_time()]
 
         def after(module: nn.Module, epoch: int) -> dict[str, float]:
-            # wall and CPU seconds of the epoch's training steps (the validation pass is not counted)
-            train_seconds.append(time.perf_counter() - clock[0])
-            cpu_seconds.append(time.process_time() - clock[1])
-            times = {"train_seconds": train_seconds[-1], "train_cpu_seconds": cpu_seconds[-1]}
             if validation is None:
-                return times
+                return {}
             m = validation_ndcg(self, validation)
             # the loop keeps the weights of the lowest ``val_loss``: here 1 - validation NDCG@10
-            return {**m, "val_loss": 1.0 - m["val_NDCG@10"], **times}
+            return {**m, "val_loss": 1.0 - m["val_NDCG@10"]}
 
-        hist = fit_module(self.module_, type(self).loss, arrays, None, tc, epoch_callback=after, on_epoch_start=start)
+        hist = fit_module(self.module_, type(self).loss, arrays, None, tc, epoch_callback=after)
         self.epochs_run_ = len(hist.epochs)
         self.best_epoch_ = hist.best_epoch
-        self.seconds_per_epoch_ = float(np.mean(train_seconds)) if train_seconds else None
-        self.cpu_seconds_per_epoch_ = float(np.mean(cpu_seconds)) if cpu_seconds else None
+        self.seconds_per_epoch_, self.cpu_seconds_per_epoch_ = epoch_seconds(hist)
         self.train_log_ = hist.epochs
         return self
 
