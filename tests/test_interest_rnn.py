@@ -349,6 +349,27 @@ def test_gru_input_dropout_draws_on_the_real_steps_only() -> None:
     torch.testing.assert_close(last, ref_last)
 
 
+def test_a_users_states_do_not_depend_on_who_shares_the_pass(fitted: InterestRNN, data: RecData) -> None:
+    """The relevance partners ride in the batch's GRU pass (SYNTHETIC fixture): a user's outputs and
+    last state are the same alone, padded to a longer partner's width, or beside any other users."""
+    m = fitted.module_
+    m.eval()
+    batch = [np.asarray(data.sequences[i][:k]) for i, k in ((0, 3), (1, 5), (2, 2))]
+    partners = [np.asarray(data.sequences[i]) for i in (3, 4, 5, 6)]
+    with torch.no_grad():
+        emb = m.item_interest(m.item_semantic())
+        seq, tim, lens = _padded(fitted, batch)
+        width = int(lens.max())
+        alone_out, alone_last = m.histories(seq[:, :width], tim[:, :width], lens, emb)
+        seq, tim, lens = _padded(fitted, batch + partners)
+        joint_out, joint_last = m.histories(seq, tim, lens, emb)
+        _, partners_last = m.histories(*_padded(fitted, partners), emb)
+    assert seq.shape[1] > width  # the partners are longer: the batch is padded further
+    torch.testing.assert_close(joint_out[:3, :width], alone_out)
+    torch.testing.assert_close(joint_last[:3], alone_last)
+    torch.testing.assert_close(joint_last[3:], partners_last)
+
+
 def test_gru_input_depends_on_the_item_id_embedding(fitted: InterestRNN) -> None:
     """The input side carries the learnt item vector ``e_v`` too (tied with the output side): changing
     one item's ``e_v`` changes the state after a history containing it (and only with ``id_input``)."""

@@ -118,28 +118,31 @@ class InterestObjective:
             return None
         return ok, torch.cat([self.triplets[0][u[ok]], self.triplets[1][u[ok]]])
 
-    def _item_table(
-        self, m: InterestRNNNet, s: torch.Tensor, more: torch.Tensor | None
-    ) -> tuple[torch.Tensor, torch.Tensor | None]:
+    def _item_table(self, m: InterestRNNNet, s: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor | None]:
         """The content table ``T_x s_i`` and the shared negatives of the sampled loss. In training with
-        ``n_negatives`` only the batch's items (histories, relevance partners, negatives) are embedded;
-        otherwise (full softmax, evaluation) every item is."""
+        ``n_negatives`` only the items of the histories ``s`` (the batch's and its relevance partners')
+        and the negatives are embedded; otherwise (full softmax, evaluation) every item is."""
         n_items, n_neg = m.dims.n_items, self.c.n_negatives
         if not m.training or uses_full_softmax(n_neg, n_items):
             return m.item_interest(m.item_semantic()), None
         neg = torch.randint(0, n_items, (n_neg,))
-        parts = [s.flatten(), neg] + ([self.seq[more].flatten()] if more is not None else [])
-        items = torch.unique(torch.cat(parts))  # sorted
+        items = torch.unique(torch.cat([s.flatten(), neg]))  # sorted
         return m.batch_item_interest(items[items < n_items]), neg
 
     def __call__(self, m: InterestRNNNet, batch: dict[str, torch.Tensor]) -> tuple[torch.Tensor, dict[str, float]]:
         c = self.c
         u = batch["user"]
-        s, t, n = self._users(u)
         rel = self._partners(u, m.training)
-        emb, neg = self._item_table(m, s, rel[1] if rel is not None else None)
+        # the relevance partners ride in the batch's GRU pass: each pass pays every step of its longest
+        # history (~0.5 ms per step, forward and backward, whatever the rows), so a second pass for
+        # them cost nearly as much as the batch's own
+        s, t, n = self._users(u if rel is None else torch.cat([u, rel[1]]))
+        emb, neg = self._item_table(m, s)
         targets = m.item_targets(emb)
         out, last = m.histories(s, t, n, emb)
+        b = len(u)
+        r_last = last[b:]
+        s, t, n, out, last = s[:b], t[:b], n[:b], out[:b], last[:b]
         steps = torch.arange(s.shape[1])
         predicts = steps[None, : s.shape[1] - 1] < (n - 1)[:, None]  # output t (< n-1) predicts seq[t+1]
         total = out.new_zeros(())
@@ -162,8 +165,7 @@ class InterestObjective:
             l_int = interest_distance(masked_rows(user_side, valid), masked_rows(video_side, valid))
             total, logs["int"] = total + c.lambda_int * l_int, float(l_int.detach())
         if rel is not None:
-            ok, who = rel
-            _, r_last = m.histories(*self._users(who), emb)
+            ok = rel[0]
             k = int(ok.sum())
             l_rel = relevance.triplet_hinge(last[ok], r_last[:k], r_last[k:], c.margin_rel)
             total, logs["rel"] = total + c.lambda_rel * l_rel, float(l_rel.detach())
