@@ -88,7 +88,31 @@ def machine() -> dict[str, Any]:
         "python": platform.python_version(),
         "torch_threads": torch.get_num_threads(),
         "platform": platform.platform(),
+        "cpu": cpu_model(),
     }
+
+
+def cpu_model(cpuinfo: str | None = None) -> str:
+    """The CPU's name with its family and model (``/proc/cpuinfo``): hosts that report the same name
+    ("AMD EPYC") differ by generation, and seconds compare only within one (Zen 1 is family 23, Zen 5 26)."""
+    if cpuinfo is None:
+        try:
+            with open("/proc/cpuinfo", encoding="utf-8") as f:
+                cpuinfo = f.read()
+        except OSError:
+            return platform.processor() or "unknown"
+    fields: dict[str, str] = {}
+    for line in cpuinfo.splitlines():
+        key, sep, value = line.partition(":")
+        if not sep:
+            if fields:
+                break  # the first processor's block is enough
+            continue
+        fields.setdefault(key.strip(), value.strip())
+    name = fields.get("model name", platform.processor() or "unknown")
+    if "cpu family" in fields and "model" in fields:
+        return f"{name} (family {fields['cpu family']}, model {fields['model']})"
+    return name
 
 
 @dataclass
