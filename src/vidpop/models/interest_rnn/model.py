@@ -14,9 +14,10 @@ leave-one-out *validation* items (5,000 of them; never the test item), departing
 * GRU input ``T_x s_v + e_v``: the learnt item vector is on the input side too (tied with the output
   side), not the content embedding alone (``id_input``);
 * ``L_rec`` under the exact full softmax (``n_negatives=0``, ~94 CPU s per epoch of all 50,000 users on
-  one thread of the 2-core AMD host, 112-127 s on a 2.8 GHz Xeon; it trains on all of torch's threads,
-  129-135 s on 2 threads of a slower Zen 1 host, of which the three products of the softmax are ~45 s
-  and the (19,738 x 384 -> 300) semantic table, formed for every batch, ~25 s): the sampled one (1,024 uniform
+  one thread of the 2-core AMD host, 112-127 s on a 2.8 GHz Xeon; it trains on all of torch's threads:
+  114 s on 2 threads of a slower Zen 1 host, of which the three products of the softmax are ~45 s and
+  the (19,738 x 384 -> 300) semantic table, formed for every batch, ~25 s; 49.5 s on 2 threads of a Zen 5
+  EPYC, ``benchmarks/results/training_speed*.json``): the sampled one (1,024 uniform
   negatives shared by the batch, only the batch's items embedded, ~25 CPU s per epoch) stayed behind
   on validation (HR@10 after epochs 1-3 .016/.026/.038 against .027/.049/.070 full; best .084 against
   .088), so the issue's condition for it is not met;
