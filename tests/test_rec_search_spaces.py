@@ -5,9 +5,12 @@ from __future__ import annotations
 
 import dataclasses
 import sys
+from types import SimpleNamespace
+from typing import Any
 
 import pytest
 
+from cli_runner import run_cli
 from vidpop.commands.rec import command_line
 from vidpop.experiments.rec_tables import single_rows
 from vidpop.experiments.rec_tuning import SEARCH_SPACES, trial_overrides
@@ -70,3 +73,45 @@ def test_a_misspelt_space_key_is_an_error() -> None:
 def test_loo_records_the_command_line(monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setattr(sys, "argv", ["/venv/bin/vidpop", "rec", "loo", "--tune-budget", "3"])
     assert command_line() == "vidpop rec loo --tune-budget 3"
+
+
+def _capture_loo(monkeypatch: pytest.MonkeyPatch) -> dict[str, Any]:
+    """``vidpop rec loo`` with the data, the split and the runs replaced: what reaches the runs."""
+    import vidpop.commands.rec as rec_cmd
+    import vidpop.experiments.rec_tables as tables
+    import vidpop.experiments.rec_tuning as tuning
+    import vidpop.training.rec_protocol as protocol
+
+    seen: dict[str, Any] = {}
+
+    def tuned(rows: list[Row], split: Any, cfg: Any, ds: Any, budget: int, *a: Any, **k: Any) -> list[dict[str, Any]]:
+        seen.update(path="tuned", rows=rows, budget=budget)
+        return []
+
+    def untuned(rows: list[Row], split: Any, cfg: Any, ds: Any, epochs: Any, *a: Any, **k: Any) -> list[dict[str, Any]]:
+        seen.update(path="untuned", rows=rows, epochs=epochs)
+        return []
+
+    monkeypatch.setattr(rec_cmd, "_load", lambda name: None)
+    monkeypatch.setattr(protocol, "loo_split", lambda ds, cfg: SimpleNamespace(info={"candidates": "catalogue"}))
+    monkeypatch.setattr(tables, "describe_split", lambda split: "")
+    monkeypatch.setattr(tuning, "tune_and_test", tuned)
+    monkeypatch.setattr(tables, "run_rows", untuned)
+    return seen
+
+
+def test_loo_set_overrides_reach_every_model_and_are_scored_on_validation(monkeypatch: pytest.MonkeyPatch) -> None:
+    seen = _capture_loo(monkeypatch)
+    args = ["rec", "loo", "--models", "interest_rnn,rec_sasrec", "--set", "use_interest=false", "--set", "train.seed=1"]
+    code, text = run_cli(*args)
+    assert code == 0, text
+    assert seen["path"] == "tuned" and seen["budget"] == 1  # validation scored before the test item
+    assert [r.model for r in seen["rows"]] == ["interest_rnn", "rec_sasrec"]
+    assert all(r.overrides == {"use_interest": False, "train.seed": 1} for r in seen["rows"])
+
+
+def test_loo_with_an_epoch_cap_keeps_the_quick_untuned_path(monkeypatch: pytest.MonkeyPatch) -> None:
+    seen = _capture_loo(monkeypatch)
+    code, text = run_cli("rec", "loo", "--models", "rec_pop", "--epochs", "2")
+    assert code == 0, text
+    assert seen["path"] == "untuned" and seen["epochs"] == 2 and seen["rows"][0].overrides == {}

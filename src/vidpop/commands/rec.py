@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 import json
 import sys
 import time
@@ -172,16 +173,26 @@ def loo(
     val_users: int = typer.Option(10000, help="validation users sampled to score tuning trials"),
     candidates: str = typer.Option("catalogue", help="catalogue (every video) or train (videos seen in training)"),
     seed: int = typer.Option(0),
+    set_: list[str] = typer.Option(
+        [],
+        "--set",
+        help="config override key=value (JSON value) for every model, e.g. use_interest=false or train.seed=1; "
+        "tuning trials apply on top",
+    ),
     progress: bool = typer.Option(False),
     out: Path | None = typer.Option(None),
 ) -> None:
     """Leave-one-out by time (last item test, previous validation), full ranking over the whole
-    catalogue, seen items excluded, HR@10 / NDCG@10; models tuned on the validation item only."""
+    catalogue, seen items excluded, HR@10 / NDCG@10; models tuned on the validation item only.
+    Without ``--epochs`` every model is scored on the validation item before its test item is read
+    (budget 1: its configuration alone), so the printed validation figures are the ones a choice uses."""
+    from vidpop.config import parse_key_values
     from vidpop.experiments.rec_tables import describe_split, markdown_table, run_rows, single_rows
     from vidpop.experiments.rec_tuning import tune_and_test
     from vidpop.recipes.rec import Row
     from vidpop.training.rec_protocol import ProtocolConfig, loo_split
 
+    overrides = parse_key_values(set_)
     ds = _load(dataset)
     cfg = ProtocolConfig(
         min_user_interactions=min_user_interactions,
@@ -192,8 +203,9 @@ def loo(
     )
     split = loo_split(ds, cfg)
     rows = [Row(m.strip(), m.strip()) for m in models.split(",")] if models else single_rows()
+    rows = [dataclasses.replace(r, overrides={**r.overrides, **overrides}) for r in rows]
     typer.echo(f"leave-one-out on {dataset}: {describe_split(split)}")
-    if tune_budget > 1:
+    if tune_budget > 1 or epochs is None:
         res = tune_and_test(rows, split, cfg, ds, tune_budget, val_users, log=typer.echo)
     else:
         res = run_rows(rows, split, cfg, ds, epochs, log=typer.echo)
@@ -203,7 +215,13 @@ def loo(
     if out:
         out.mkdir(parents=True, exist_ok=True)
         (out / "loo.md").write_text(table)
-        run = {"command": command_line(), "tune_budget": tune_budget, "val_users": val_users, "epochs": epochs}
+        run = {
+            "command": command_line(),
+            "tune_budget": tune_budget,
+            "val_users": val_users,
+            "epochs": epochs,
+            "overrides": overrides,
+        }
         (out / "loo.json").write_text(json.dumps({**run, "split": split.info, "rows": res}, indent=2, default=str))
 
 
