@@ -124,7 +124,7 @@ def tune(
             if getattr(model, attr, None) is not None:
                 trial[attr.rstrip("_")] = getattr(model, attr)
         trials.append(trial)
-        name = overrides or "defaults"
+        name = f"{overrides or 'defaults'}" + (f" on {row.overrides}" if row.overrides else "")
         log(f"    trial {name}: val HR@10={m['HR@10']:.4f} NDCG@10={m['NDCG@10']:.4f} ({fit_s:.0f} s)")
         if m["NDCG@10"] > best_score:
             best_score = m["NDCG@10"]
