@@ -35,6 +35,9 @@ NDCG@10 .0383 after 15 epochs, chosen over two other draws at a budget of 3 tria
 item (``benchmarks/results/loo_tuned.md``; SASRec tuned the same way .0711 / .0398). At the old cap
 of 8 epochs: .0678 / .0364 (``loo_interest_rnn.json``).
 With the sampled loss (17 epochs): .0585 / .0309 (``loo_interest_rnn_sampled.json``).
+Other seeds give .0673-.0675 / .0366-.0370, before and after the speed work of stop 28 (SASRec .0709-.0735 /
+.0399-.0413); without the topic interests (``use_interest=False``) .0692-.0698 / .0376-.0384, but the defaults keep
+them: the text-only cold-start step is the interest branch (``benchmarks/results/loo_seeds_zen5.md``).
 """
 
 from __future__ import annotations
