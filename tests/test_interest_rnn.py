@@ -502,3 +502,26 @@ def test_seconds_per_epoch_leave_out_the_validation_loss_pass(data: RecData, mon
     steps = -(-round(len(data.sequences) * 0.8) // 32)
     assert model.seconds_per_epoch_ == pytest.approx(steps)
     assert [r["train_seconds"] for r in model.history_["epochs"]] == pytest.approx([steps, steps])
+
+
+def test_joined_text_feature_puts_parts_side_by_side(data: RecData) -> None:
+    """``"title_minilm+lsa"``: the SYNTHETIC precomputed rows beside the TF-IDF+SVD rows, each part with
+    unit row norm (so the 16-wide vector and the LSA part weigh alike); a single part is unchanged; the
+    protocol is asked for the precomputed part only; an empty part is a clear error."""
+    from vidpop.errors import VidpopError
+    from vidpop.models.interest_rnn.batching import TextFeatures, precomputed_text_features
+
+    joined, _ = TextFeatures("title_minilm+lsa", lsa_dim=4).fit_transform(data)
+    alone, _ = TextFeatures("title_minilm").fit_transform(data)
+    lsa, _ = TextFeatures("lsa", lsa_dim=4).fit_transform(data)
+    width = alone.shape[1]
+    assert joined.shape == (data.n_items, width + lsa.shape[1])
+    np.testing.assert_allclose(joined[:, :width], alone / np.linalg.norm(alone, axis=1, keepdims=True), rtol=1e-5)
+    np.testing.assert_allclose(joined[:, width:], lsa, rtol=1e-5, atol=1e-6)
+    np.testing.assert_allclose(alone, data.item_features["title_minilm"])
+    assert precomputed_text_features("title_minilm+lsa") == ("title_minilm",)
+    assert small_model(text_feature="title_minilm+lsa").item_feature_kinds[0] == "title_minilm"
+    with pytest.raises(VidpopError, match="empty part"):
+        TextFeatures("title_minilm+", lsa_dim=4)
+    model = small_model(epochs=2, text_feature="title_minilm+lsa", lsa_dim=4).fit(data)
+    assert model.module_.text.shape[1] == width + lsa.shape[1]

@@ -76,12 +76,28 @@ def feature_matrix(data: RecData, name: str) -> tuple[np.ndarray, np.ndarray]:
     return values, present
 
 
+def text_feature_parts(name: str) -> list[str]:
+    """The parts of a ``"+"``-joined text feature name, e.g. ``"title_minilm+lsa"``."""
+    parts = [p.strip() for p in name.split("+")]
+    if not all(parts):
+        raise VidpopError(f"text feature {name!r}: empty part in a '+'-joined name")
+    return parts
+
+
+def precomputed_text_features(name: str) -> tuple[str, ...]:
+    """The item features of RecData that the text feature ``name`` reads (every part but ``lsa``)."""
+    return tuple(p for p in text_feature_parts(name) if p != "lsa")
+
+
 class TextFeatures:
     """Item text matrix: a precomputed embedding (e.g. MiniLM titles) or, with ``name='lsa'``,
-    TF-IDF + truncated SVD fitted on the text of the items seen in training."""
+    TF-IDF + truncated SVD fitted on the text of the items seen in training; a ``"+"``-joined name
+    (``"title_minilm+lsa"``) puts the parts side by side, each unit-scaled per row so that neither
+    dominates by its width."""
 
     def __init__(self, name: str, lsa_dim: int = 128, seed: int = 0) -> None:
         self.name, self.lsa_dim, self.seed = name, lsa_dim, seed
+        self.parts = text_feature_parts(name)
         self.tfidf: TfidfVectorizer | None = None
         self.svd: TruncatedSVD | None = None
 
@@ -91,11 +107,21 @@ class TextFeatures:
         Items without one (empty or undecodable title) keep a zero row: through the projection's bias
         that is one learned "no title" embedding, and the item's free vector still carries its identity.
         """
-        if self.name != "lsa":
-            values, present = feature_matrix(data, self.name)
+        blocks, notes = [], []
+        for part in self.parts:
+            values, note = self._part(data, part)
+            blocks.append(values)
+            notes += [note] if note else []
+        if len(blocks) > 1:  # side by side: each part with unit row norm, as the lsa part already is
+            blocks = [b / np.maximum(np.linalg.norm(b, axis=1, keepdims=True), 1e-8) for b in blocks]
+        return np.concatenate(blocks, axis=1).astype(np.float32), ("; ".join(notes) or None)
+
+    def _part(self, data: RecData, name: str) -> tuple[np.ndarray, str | None]:
+        if name != "lsa":
+            values, present = feature_matrix(data, name)
             values = np.where(present[:, None], values, 0.0).astype(np.float32)
             missing = int((~present).sum())
-            note = f"{missing} of {len(present)} items have no '{self.name}' (zero row = learned 'no text' embedding)"
+            note = f"{missing} of {len(present)} items have no '{name}' (zero row = learned 'no text' embedding)"
             return values, (note if missing else None)
         docs = item_documents(data.items)
         train_docs = [docs[i] for i in training_items(data)]

@@ -55,7 +55,7 @@ from vidpop.data.preprocessing import Standardizer
 from vidpop.errors import VidpopError
 from vidpop.models.config import ModelConfig
 from vidpop.models.interest_rnn import relevance
-from vidpop.models.interest_rnn.batching import TextFeatures, item_documents, pad_sequences
+from vidpop.models.interest_rnn.batching import TextFeatures, item_documents, pad_sequences, precomputed_text_features
 from vidpop.models.interest_rnn.network import InterestRNNNet, NetDims
 from vidpop.models.interest_rnn.objective import InterestObjective
 from vidpop.models.interest_rnn.topics import TopicConfig, UserTopicModel, decay_weights
@@ -83,7 +83,7 @@ def paper_train_config() -> TrainConfig:
 
 @dataclass
 class InterestRNNConfig(ModelConfig):
-    text_feature: str = "title_minilm"  # an item feature of RecData, or "lsa" (TF-IDF+SVD of item text)
+    text_feature: str = "title_minilm"  # an item feature of RecData, "lsa" (TF-IDF+SVD of item text), or "a+b"
     visual_feature: str = "cover_effnet"  # used where present (mask); absent rows use text only
     use_semantic: bool = True
     use_interest: bool = True
@@ -131,7 +131,7 @@ class InterestRNN(Recommender):
     @property
     def item_feature_kinds(self) -> tuple[str, ...]:
         """Item features the evaluation protocol must attach before ``fit``."""
-        kinds = [self.config.text_feature] if self.config.text_feature != "lsa" else []
+        kinds = list(precomputed_text_features(self.config.text_feature))
         return tuple(kinds + ([self.config.visual_feature] if self.config.use_semantic else []))
 
     def _build_module(self) -> InterestRNNNet:

@@ -19,7 +19,7 @@ from torch import nn
 
 from vidpop.errors import VidpopError
 from vidpop.models.config import ModelConfig
-from vidpop.models.interest_rnn.batching import TextFeatures, pad_sequences
+from vidpop.models.interest_rnn.batching import TextFeatures, pad_sequences, precomputed_text_features
 from vidpop.models.mlp import mlp
 from vidpop.models.recommender import RecData, Recommender, UserQuery
 from vidpop.models.registry import register_model
@@ -79,7 +79,7 @@ class StaticDNN(Recommender):
 
     @property
     def item_feature_kinds(self) -> tuple[str, ...]:
-        return (self.config.text_feature,) if self.config.text_feature != "lsa" else ()
+        return precomputed_text_features(self.config.text_feature)
 
     def _build_module(self) -> StaticDNNNet:
         return StaticDNNNet(self.n_items_, self.d_text_, self.config)
