@@ -40,8 +40,9 @@ Other seeds give .0673-.0675 / .0366-.0370, before and after the speed work of s
 them: the text-only cold-start step is the interest branch (``benchmarks/results/loo_seeds_zen5.md``).
 The item text matters most to the GRU core (semantic, interest and relevance parts off): validation NDCG@10 .0464 with
 learnt item vectors only, .0498 with MiniLM titles, .0514 at seed 0 with TF-IDF+SVD-256 of title, tags, category and
-description (``text_feature="lsa", lsa_dim=256``; test .0754 / .0413) but .0487 at seed 1, so it does not beat
-SASRec's .0518 / .0520 across seeds; the full model gains little from it (.0476 with LSA-128)
+description (``text_feature="lsa", lsa_dim=256``; test .0754 / .0413) but .0487 at seed 1; with dropout 0.3
+.0517 / .0508 over two seeds (test .0740 / .0756, .0405 / .0417): a tie with SASRec's .0518 / .0520 on validation,
+not a win; the full model gains little from the LSA text (.0476 with LSA-128)
 (``benchmarks/results/loo_stop31_zen5.md``).
 """
 
