@@ -76,6 +76,11 @@ def feature_matrix(data: RecData, name: str) -> tuple[np.ndarray, np.ndarray]:
     return values, present
 
 
+def unit_rows(z: np.ndarray) -> np.ndarray:
+    """``z`` with every row scaled to unit L2 norm (zero rows stay zero)."""
+    return z / np.maximum(np.linalg.norm(z, axis=1, keepdims=True), 1e-8)
+
+
 def text_feature_parts(name: str) -> list[str]:
     """The parts of a ``"+"``-joined text feature name, e.g. ``"title_minilm+lsa"``."""
     parts = [p.strip() for p in name.split("+")]
@@ -113,7 +118,7 @@ class TextFeatures:
             blocks.append(values)
             notes += [note] if note else []
         if len(blocks) > 1:  # side by side: each part with unit row norm, as the lsa part already is
-            blocks = [b / np.maximum(np.linalg.norm(b, axis=1, keepdims=True), 1e-8) for b in blocks]
+            blocks = [unit_rows(b) for b in blocks]
         return np.concatenate(blocks, axis=1).astype(np.float32), ("; ".join(notes) or None)
 
     def _part(self, data: RecData, name: str) -> tuple[np.ndarray, str | None]:
@@ -135,4 +140,4 @@ class TextFeatures:
     def _lsa(self, docs: list[str]) -> np.ndarray:
         assert self.tfidf is not None and self.svd is not None
         z = self.svd.transform(self.tfidf.transform(docs)).astype(np.float32)
-        return z / np.maximum(np.linalg.norm(z, axis=1, keepdims=True), 1e-8)
+        return unit_rows(z)
