@@ -41,8 +41,9 @@ them: the text-only cold-start step is the interest branch (``benchmarks/results
 The item text matters most to the GRU core (semantic, interest and relevance parts off): validation NDCG@10 .0464 with
 learnt item vectors only, .0498 with MiniLM titles, .0514 at seed 0 with TF-IDF+SVD-256 of title, tags, category and
 description (``text_feature="lsa", lsa_dim=256``; test .0754 / .0413) but .0487 at seed 1; with dropout 0.3
-.0517 / .0508 over two seeds (test .0740 / .0756, .0405 / .0417): a tie with SASRec's .0518 / .0520 on validation,
-not a win; the full model gains little from the LSA text (.0476 with LSA-128)
+.0517 / .0508 over two seeds (test .0740 / .0756, .0405 / .0417): a tie with the default SASRec's .0518 / .0520 on
+validation, and behind SASRec at dim 128 (.0550) or dropout 0.4 (.0545); the full model gains little from the LSA
+text (.0476 with LSA-128)
 (``benchmarks/results/loo_stop31_zen5.md``).
 """
 
